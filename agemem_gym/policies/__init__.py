@@ -1,0 +1,32 @@
+"""Policies (agents) behind one interface, looked up by name."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from agemem_gym.errors import UnknownNameError
+from agemem_gym.policies.base import Policy
+from agemem_gym.policies.scripted import NoopPolicy, OraclePolicy, RandomPolicy
+
+#: agent name -> "module:Class"; baselines and LLM agents add their lines here.
+POLICIES: dict[str, str] = {
+    "oracle": "agemem_gym.policies.scripted:OraclePolicy",
+    "noop": "agemem_gym.policies.scripted:NoopPolicy",
+    "random": "agemem_gym.policies.scripted:RandomPolicy",
+}
+
+
+def make_policy(name: str, **options: Any) -> Policy:
+    """Build the agent ``name`` with its options.
+
+    >>> make_policy("noop").name
+    'noop'
+    """
+    if name not in POLICIES:
+        raise UnknownNameError("agent", name, POLICIES)
+    module_name, class_name = POLICIES[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)(**options)
+
+
+__all__ = ["POLICIES", "NoopPolicy", "OraclePolicy", "Policy", "RandomPolicy", "make_policy"]

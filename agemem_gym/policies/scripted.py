@@ -1,0 +1,121 @@
+"""Scripted policies: an oracle that uses ground truth, a no-tool baseline, and a random agent."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agemem_gym.policies.base import Policy
+from agemem_gym.protocol import format_answer, format_tool_call
+from agemem_gym.spaces import Observation, random_response
+from agemem_gym.tasks.base import TaskInstance
+from agemem_gym.tools import ALL_TOOLS
+
+_MEMORY_LINE = re.compile(r"\[(mem_[0-9a-f]{6})\] (.*?)(?: \(similarity -?[0-9.]+\))?$", re.MULTILINE)
+
+
+class OraclePolicy(Policy):
+    """Makes the right memory call at the right time from the task's ground truth.
+
+    Stage 1: stores each fact's canonical content, updates or deletes the entry of a changed or
+    retracted fact (finding its id in the introspective retrieval, or retrieving it), ignores
+    small talk. Stage 2: filters each distractor out of the context. In stages 1 and 2 it
+    summarises the context whenever it passes ``summarize_at`` of the token budget. Stage 3: retrieves for the query, then answers with the gold answer (QA)
+    or follows the engine's expert (interactive). An upper bound, and a test of the plumbing.
+    """
+
+    name = "oracle"
+    privileged = True
+
+    def __init__(self, summarize_at: float = 0.6):
+        self.summarize_at = summarize_at
+
+    def act(self, observation: Observation, info: dict[str, Any]) -> str:
+        task: TaskInstance = info["task"]
+        stage, turn = info["stage"], info["turn"]
+        last = observation[-1]
+        acted = last["role"] == "tool"
+        if stage in (1, 2) and not acted and info["context_tokens"] > self.summarize_at * info["token_budget"]:
+            return format_tool_call("Summary_context", span="all")
+        if stage in (1, 2) and acted and last["content"].startswith("Summary_context"):
+            acted = False  # the summary was housekeeping; the turn's own action is still due
+        if stage == 1:
+            return self._stage1(task, turn, observation, last if acted else None)
+        if stage == 2:
+            if not acted:
+                return format_tool_call("Filter_context", criteria=task.distractors[turn])
+            return format_answer("Noted.")
+        if "expert_action" in info:  # interactive stage 3
+            first_step = last["content"].startswith(task.query)
+            if first_step and info["memory_size"] > 0:
+                return format_tool_call("Retrieve_memory", query=task.query)
+            return format_answer(info["expert_action"] or "")
+        if not acted:
+            top_k = max(3, len(task.supporting_facts))
+            return format_tool_call("Retrieve_memory", query=task.query, top_k=min(top_k, 20))
+        return format_answer(task.metadata.get("oracle_answer") or (task.answers or ("",))[0])
+
+    @staticmethod
+    def _stage1(task: TaskInstance, turn: int, observation: Observation,
+                tool_result: dict[str, str] | None) -> str:
+        fact = task.stage1[turn]
+        if fact.op == "none" or (tool_result and not tool_result["content"].startswith("Retrieve_memory")):
+            return format_answer("Noted.")
+        if fact.op == "add":
+            return format_tool_call("Add_memory", content=fact.content, metadata={"key": fact.key})
+        previous = [f.content for f in task.stage1[:turn] if f.key == fact.key and f.op != "delete"]
+        memory_id = _find_memory_id(observation, previous[-1]) if previous else None
+        if memory_id is None:
+            if tool_result is not None:  # retrieved and still not found: nothing to change
+                return format_answer("Noted.")
+            return format_tool_call("Retrieve_memory", query=previous[-1] if previous else fact.message)
+        if fact.op == "update":
+            return format_tool_call("Update_memory", memory_id=memory_id, content=fact.content,
+                                    metadata={"key": fact.key})
+        return format_tool_call("Delete_memory", memory_id=memory_id, confirmation=True)
+
+
+def _find_memory_id(observation: Observation, content: str) -> str | None:
+    """The id shown next to ``content`` anywhere in the context (latest mention wins)."""
+    for message in reversed(observation):
+        for memory_id, text in _MEMORY_LINE.findall(message["content"]):
+            if text.strip() == content:
+                return memory_id
+    return None
+
+
+class NoopPolicy(Policy):
+    """Answers every turn without touching either memory (the No-Memory behaviour)."""
+
+    name = "noop"
+
+    def act(self, observation: Observation, info: dict[str, Any]) -> str:
+        return format_answer("I don't know." if info.get("stage") == 3 else "Okay.")
+
+
+class RandomPolicy(Policy):
+    """Random well- and ill-formed responses; sometimes names a memory id seen in the context.
+
+    Deterministic for a seed and a sequence of calls.
+    """
+
+    name = "random"
+    tools: ClassVar[tuple[str, ...]] = ALL_TOOLS
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def act(self, observation: Observation, info: dict[str, Any]) -> str:
+        seen = [m for msg in observation for m in _MEMORY_LINE.findall(msg["content"])]
+        if seen and self.rng.random() < 0.25:
+            memory_id = seen[int(self.rng.integers(len(seen)))][0]
+            if self.rng.random() < 0.5:
+                return format_tool_call("Update_memory", memory_id=memory_id, content="changed")
+            return format_tool_call("Delete_memory", memory_id=memory_id, confirmed=True)
+        return random_response(self.rng, self.tools)

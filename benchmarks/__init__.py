@@ -1,0 +1,1 @@
+"""The agemem-bench harness: runner, tables, reports and performance benchmarks."""

@@ -1,0 +1,90 @@
+"""``agemem-bench``: run agents on AgeMem benchmarks and list what exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Benchmark LLM agents that manage their own memory.")
+
+
+def _parse_options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=flag)
+        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return options
+
+
+def _parse_stages(text: str) -> tuple[int, ...]:
+    try:
+        stages = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError as e:
+        raise typer.BadParameter(f"stages must look like 1,2,3 or 3, got {text!r}") from e
+    return stages
+
+
+@app.command()
+def run(
+    agent: Annotated[str, typer.Option(help="Agent: oracle, noop, random, ...")],
+    env: Annotated[str, typer.Option(help="Benchmark: assistant, hotpotqa, babyai, ...")],
+    episodes: Annotated[int | None, typer.Option(help="Episodes (default: the whole evaluation set).")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed; episode i uses seed + i.")] = 0,
+    stages: Annotated[str, typer.Option(help="Stages to run, e.g. 1,2,3 or 3.")] = "1,2,3",
+    out: Annotated[Path | None, typer.Option(help="Run directory (default results/runs/<env>-<agent>).")] = None,
+    data: Annotated[str | None, typer.Option(help="Benchmark data file or directory.")] = None,
+    env_arg: Annotated[list[str] | None, typer.Option(help="Extra env option KEY=VALUE (repeatable).")] = None,
+    agent_arg: Annotated[list[str] | None, typer.Option(help="Extra agent option KEY=VALUE (repeatable).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes run at once.")] = 1,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run AGENT on ENV; re-running the same command resumes an interrupted run."""
+    from agemem_gym.errors import AgeMemError
+    from benchmarks.runner import RunConfig, summarize
+    from benchmarks.runner import run as run_episodes
+
+    env_options = _parse_options(env_arg, "--env-arg")
+    if data is not None:
+        env_options["data"] = data
+    try:
+        config = RunConfig(
+            env=env, agent=agent, out=out or Path("results") / "runs" / f"{env}-{agent}",
+            episodes=episodes, seed=seed, stages=_parse_stages(stages), env_options=env_options,
+            agent_options=_parse_options(agent_arg, "--agent-arg"), concurrency=concurrency,
+            progress=progress,
+        )
+        records = run_episodes(config)
+    except (AgeMemError, TypeError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    summary = summarize(records)
+    columns = [c for c in ("episodes", "metrics.score", "metrics.success", "metrics.mq",
+                           "reward.total", "steps") if c in summary.columns]
+    typer.echo(summary[["env", "agent", *columns]].to_string(index=False))
+    typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
+
+
+@app.command("list")
+def list_all() -> None:
+    """List benchmarks (with their Gymnasium ids) and agents."""
+    from agemem_gym.policies import POLICIES
+    from agemem_gym.registration import env_id
+    from agemem_gym.tasks import TASK_SOURCES
+
+    typer.echo("benchmarks:")
+    for name, (_, extra) in TASK_SOURCES.items():
+        needs = f"  (needs agemem-gym[{extra}])" if extra else ""
+        typer.echo(f"  {name:<10} {env_id(name)}{needs}")
+    typer.echo("agents:")
+    for name in POLICIES:
+        typer.echo(f"  {name}")
+
+
+if __name__ == "__main__":
+    app()
