@@ -103,6 +103,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
         else:
             source_options = options
         self.config = config
+        self._owns_source = isinstance(tasks, str)
         self.source = make_task_source(tasks, **source_options) if isinstance(tasks, str) else tasks
         self.render_mode = render_mode
         self.max_rounds = config.max_rounds or self.source.max_rounds
@@ -187,6 +188,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         if self._ltm is not None:
             self._ltm.close()
             self._ltm = None
+        if self._owns_source:
+            self.source.close()
         super().close()
 
     # -- stages and turns ----------------------------------------------------------------------

@@ -102,7 +102,8 @@ class SentenceTransformerEncoder:
             raise MissingExtraError("the sentence-transformers encoder", "encoders") from e
         self._model = SentenceTransformer(model, device=device)
         self.name = f"sentence-transformers:{model}"
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         self.dim = int(dim) if dim is not None else len(self.encode(["x"])[0])
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -122,15 +123,19 @@ _SHARED: dict[tuple[str, tuple[tuple[str, Any], ...]], Encoder] = {}
 
 
 def make_encoder(spec: str | Encoder = "hashing", **kwargs: Any) -> Encoder:
-    """Build an encoder by name (``hashing``, ``minilm``) or pass one through.
+    """Build an encoder by name or pass one through.
 
-    Named encoders are shared within a process.
+    ``spec`` is ``hashing``, ``minilm``, or ``minilm:<hub id or local path>`` to name the
+    sentence-transformers model. Named encoders are shared within a process.
 
     >>> make_encoder("hashing").name
     'hashing'
     """
     if not isinstance(spec, str):
         return spec
+    spec, _, model = spec.partition(":")
+    if model:
+        kwargs = {**kwargs, "model": model}
     if spec not in ENCODERS:
         raise UnknownNameError("encoder", spec, ENCODERS)
     key = (spec, tuple(sorted(kwargs.items())))

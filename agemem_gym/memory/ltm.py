@@ -8,6 +8,7 @@ server.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -132,10 +133,8 @@ class LongTermMemory:
 
     def _drop_collection(self) -> None:
         if self._collection is not None:
-            try:
+            with contextlib.suppress(Exception):  # a vanished collection is already dropped
                 self._client.delete_collection(self._collection.name)
-            except Exception:  # noqa: BLE001 - a vanished collection is already dropped
-                pass
             self._collection = None
 
     def close(self) -> None:

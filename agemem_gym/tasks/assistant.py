@@ -120,7 +120,7 @@ class AssistantTasks(TaskSource):
     max_rounds = 120
 
     def __init__(self, num_facts: int = 6, num_updates: int = 2, num_deletes: int = 1,
-                 small_talk: int = 1, num_distractors: int = 8, distractor_sentences: int = 10,
+                 small_talk: int = 1, num_distractors: int = 8, distractor_sentences: int = 12,
                  num_queried: int = 2, token_budget: int = 2048, eval_size: int = 100):
         if not 1 <= num_facts <= len(_ATTRIBUTES):
             raise ConfigError(f"num_facts must be in 1..{len(_ATTRIBUTES)}, got {num_facts}")

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+
+from agemem_gym import AgeMemEnv
+from agemem_gym.errors import UnknownNameError
+from agemem_gym.memory import (
+    ApproxTokenCounter,
+    Context,
+    ExtractiveSummarizer,
+    HashingEncoder,
+    LongTermMemory,
+    MemoryNotFoundError,
+    Message,
+    TokenizerCounter,
+    make_encoder,
+)
+
+
+def test_hashing_encoder_is_deterministic_normalised_and_lexical():
+    enc = HashingEncoder()
+    a = enc.encode(["The user lives in Lisbon.", "the USER lives in lisbon", "Quarterly tax filing"])
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0)
+    assert a[0] @ a[1] > 0.8 and a[0] @ a[2] < 0.2
+    assert np.array_equal(a, HashingEncoder().encode(["The user lives in Lisbon.", "the USER lives in lisbon",
+                                                      "Quarterly tax filing"]))
+    assert not enc.encode(["!!!"]).any()
+
+
+def test_unknown_encoder_suggests_a_name():
+    with pytest.raises(UnknownNameError, match="unknown encoder 'hashin'. Did you mean 'hashing'"):
+        make_encoder("hashin")
+
+
+def test_ltm_ids_are_short_stable_and_namespaced():
+    first = LongTermMemory(namespace="episode-1")
+    again = LongTermMemory(namespace="episode-1")
+    other = LongTermMemory(namespace="episode-2")
+    ids = [first.add(f"fact {i}") for i in range(3)]
+    assert all(len(i) == 10 and i.startswith("mem_") for i in ids)
+    assert [again.add(f"fact {i}") for i in range(3)] == ids
+    assert other.add("fact 0") != ids[0]
+    for ltm in (first, again, other):
+        ltm.close()
+
+
+def test_ltm_update_keeps_created_at_and_delete_forgets():
+    clock = iter(["t1", "t2", "t3"])
+    ltm = LongTermMemory(clock=lambda: next(clock))
+    memory_id = ltm.add("old", {"tags": ["x", "y"]}, memory_type="preference")
+    entry = ltm.update(memory_id, "new")
+    assert (entry.content, entry.metadata["created_at"], entry.metadata["updated_at"]) == ("new", "t1", "t2")
+    assert entry.memory_type == "preference" and entry.metadata["tags"] == ["x", "y"]
+    assert [e.content for e in ltm.retrieve("new", 5)] == ["new"]
+    ltm.delete(memory_id)
+    assert ltm.retrieve("new", 5) == []
+    with pytest.raises(MemoryNotFoundError, match=r"no memory with id 'mem_zzzzzz' \(existing ids: none\)"):
+        ltm.get("mem_zzzzzz")
+    ltm.close()
+
+
+def test_retrieve_matches_brute_force_cosine():
+    ltm = LongTermMemory(namespace="bf")
+    rng = np.random.default_rng(0)
+    words = ["apple", "river", "tax", "violin", "orbit", "pepper", "lisbon", "garden", "piano", "storm"]
+    texts = [" ".join(rng.choice(words, 4)) + f" {i}" for i in range(200)]
+    for t in texts:
+        ltm.add(t)
+    vectors = ltm.encoder.encode(texts)
+    for query in ["apple river", "violin storm garden", "tax"]:
+        q = ltm.encoder.encode([query])[0]
+        best = set(np.argsort(-(vectors @ q))[:5])
+        found = {texts.index(e.content) for e in ltm.retrieve(query, 5)}
+        assert len(found & best) >= 4  # HNSW is approximate
+    ltm.close()
+
+
+def test_persistent_store_survives_a_new_client(tmp_path):
+    ltm = LongTermMemory(store=str(tmp_path / "chroma"))
+    ltm.add("persisted fact")
+    name = ltm._collection.name
+    import chromadb
+    from chromadb.config import Settings
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
+    assert client.get_collection(name).get()["documents"] == ["persisted fact"]
+    ltm.close()
+
+
+def test_env_accepts_a_persistent_store(tmp_path):
+    env = AgeMemEnv("assistant", memory_store=str(tmp_path / "store"), stages=(3,))
+    env.reset(seed=0)
+    assert (tmp_path / "store").exists()
+    env.close()
+
+
+def test_context_ids_never_repeat_and_tokens_add_up():
+    ctx = Context()
+    ctx.append("system", "s" * 40, "system")
+    a = ctx.append("user", "a" * 8)
+    ctx.remove([a.id])
+    b = ctx.append("user", "b" * 8)
+    assert b.id == "m3" and ctx.total_tokens() == (10 + 4) + (2 + 4)
+    ctx.reset()
+    assert [m.id for m in ctx] == ["m1"]
+
+
+def test_tokenizer_counter_uses_encode():
+    class Words:
+        def encode(self, text, add_special_tokens=False):
+            return text.split()
+    assert TokenizerCounter(Words()).count("three little words") == 3
+    assert ApproxTokenCounter().count("") == 0
+
+
+def test_extractive_summary_keeps_facts_and_questions():
+    messages = [Message("m2", "user", "Hi! I moved to Lisbon in 2021. Lovely. Should we book the flight?"),
+                Message("m3", "assistant", "Okay. Sounds good.")]
+    summary = ExtractiveSummarizer().summarize(messages)
+    assert "Lisbon in 2021" in summary and "book the flight?" in summary
+    assert "Okay" not in summary
+
+
+@pytest.mark.engine
+def test_minilm_encoder_loads_offline_and_is_semantic(minilm_path):
+    enc = make_encoder(f"minilm:{minilm_path}")
+    assert enc.dim == 384
+    v = enc.encode(["The user owns a dog.", "The person has a puppy.", "Quarterly tax filing deadline"])
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    env = AgeMemEnv("assistant", encoder=f"minilm:{minilm_path}", stages=(1,), num_facts=2,
+                    num_updates=0, num_deletes=0, num_queried=1)
+    env.reset(seed=0)
+    assert env.ltm.encoder is enc  # shared, loaded once per process
+    env.close()

@@ -1,0 +1,89 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from agemem_gym import ConfigError
+from benchmarks.cli import app
+from benchmarks.runner import RunConfig, run
+
+SMALL = {"num_facts": 3, "num_updates": 1, "num_deletes": 1, "num_distractors": 2, "distractor_sentences": 2,
+         "num_queried": 1}
+
+
+def test_cli_run_writes_records_summary_and_provenance(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--agent", "oracle", "--env", "assistant", "--episodes", "3",
+                                      "--out", str(tmp_path), "--no-progress", "--env-arg", "num_facts=3",
+                                      "--env-arg", "num_distractors=2"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert [r["episode_id"] for r in records] == ["assistant-00000", "assistant-00001", "assistant-00002"]
+    first = records[0]
+    for key in ("episode_id", "env", "agent", "seed", "metrics", "reward", "tool_calls", "tokens",
+                "llm_calls", "steps", "seconds"):
+        assert key in first
+    assert first["metrics"]["score"] == 1.0 and first["tokens"]["prompt"] > first["tokens"]["completion"] > 0
+    assert set(first["reward"]) >= {"total", "task", "context/compression", "memory/storage", "penalty/tokens"}
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["run"]["env_options"] == {"num_facts": 3, "num_distractors": 2}
+    assert "gymnasium" in config["provenance"]["packages"] and config["provenance"]["git_commit"]
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary.loc[0, "episodes"] == 3 and summary.loc[0, "metrics.score"] == 1.0
+    assert summary.loc[0, "reward.total"] == pytest.approx(sum(r["reward"]["total"] for r in records) / 3)
+
+
+def test_cli_reports_bad_input_clearly(tmp_path):
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["run", "--agent", "orcale", "--env", "assistant", "--out", str(tmp_path)])
+    assert unknown.exit_code == 2 and "unknown agent 'orcale'. Did you mean 'oracle'?" in unknown.output
+    bad_arg = runner.invoke(app, ["run", "--agent", "noop", "--env", "assistant", "--env-arg", "oops"])
+    assert bad_arg.exit_code == 2 and "expected KEY=VALUE" in bad_arg.output
+    listing = runner.invoke(app, ["list"])
+    assert "AgeMem/Assistant-v0" in listing.output and "oracle" in listing.output
+
+
+def test_resume_skips_finished_and_refuses_other_settings(tmp_path):
+    config = RunConfig(env="assistant", agent="noop", out=tmp_path, episodes=2, env_options=SMALL, progress=False)
+    run(config)
+    config.episodes = 4
+    records = run(config)
+    assert [r["index"] for r in records] == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match="holds a run with different agent"):
+        run(RunConfig(env="assistant", agent="oracle", out=tmp_path, episodes=4, env_options=SMALL, progress=False))
+
+
+def test_concurrent_run_matches_sequential(tmp_path):
+    sequential = run(RunConfig(env="assistant", agent="random", out=tmp_path / "a", episodes=4, env_options=SMALL,
+                               progress=False))
+    concurrent = run(RunConfig(env="assistant", agent="oracle", out=tmp_path / "b", episodes=4, env_options=SMALL,
+                               concurrency=3, progress=False))
+    assert sorted(r["index"] for r in concurrent) == [0, 1, 2, 3]
+    assert all(r["metrics"]["score"] == 1.0 for r in concurrent)
+    assert len(sequential) == 4
+
+
+def test_killed_run_resumes_to_exactly_n_unique_episodes(tmp_path):
+    n = 30
+    command = [sys.executable, "-m", "benchmarks.cli", "run", "--agent", "oracle", "--env", "assistant",
+               "--episodes", str(n), "--out", str(tmp_path), "--no-progress"]
+    log = tmp_path / "episodes.jsonl"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_bytes().splitlines()) < 3):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = len(log.read_bytes().splitlines())
+    assert 3 <= finished < n, "the kill landed mid-run"
+    with log.open("a") as f:  # what a kill during a write leaves behind
+        f.write('{"episode_id": "assistant-000')
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ids = [json.loads(line)["episode_id"] for line in log.read_text().splitlines()]
+    assert len(ids) == n and len(set(ids)) == n
