@@ -11,6 +11,8 @@ from agemem_gym.tasks.base import Engine, EngineStep, Fact, TaskInstance, TaskSo
 #: benchmark name -> ("module:Class", optional extra that provides its engine or data loader)
 TASK_SOURCES: dict[str, tuple[str, str | None]] = {
     "assistant": ("agemem_gym.tasks.assistant:AssistantTasks", None),
+    "babyai": ("agemem_gym.tasks.babyai:BabyAITasks", "babyai"),
+    "pddl": ("agemem_gym.tasks.pddl:PDDLTasks", "pddl"),
 }
 
 

@@ -1,0 +1,383 @@
+"""BabyAI: grid-world instruction following on minigrid's BabyAI levels, in three stages.
+
+Description:
+    The 112 tasks of AgentBoard's BabyAI set: 28 levels (GoTo, Open, Pickup, Unlock, FindObj,
+    KeyCorridor, ...) with 4 episodes each. Task ``i`` is level ``i // 4`` of the set's level
+    list, reset with ``seed=1234 + i % 4``; ``BabyAI-GoToObjS6-v0`` (gone from minigrid 3) is
+    ``BabyAI-GoToObj-v0`` with ``room_size=4``. The mission and the first observation of every
+    task equal the recorded ones in the data file.
+
+Stages:
+    Our design (the paper gives none), built from the level's start state
+    (``_babyai_facts``), all wording drawn with the episode's generator:
+
+    - Stage 1 (facts that save exploration), one user turn each: a greeting (no memory op);
+      a rough first hint where the first target object is (wrong by 2-3 steps: ``add``); for
+      every target of the mission its exact position relative to the start, given as steps
+      ahead and to the side as the agent faces at the start (the first target's arrives later
+      as a correction: ``update`` of the rough hint); the door on a shortest route to a target
+      in another room; each locked door with where its key is; a made-up object at a made-up
+      place that a later turn retracts (``delete``); small talk (no op).
+      ``supporting_facts`` are the exact positions, routes and locks; ``stale_values`` holds
+      the rough hint's (wrong) position sentence.
+    - Stage 2 (distractors): up to four near-miss facts, the true positions of other objects
+      of the level, those sharing a colour or kind with a target first.
+    - Stage 3: the goal (AgentBoard's wording: "then" and "after you" become "and"), then
+      the first observation. The actions are explained in ``instructions`` (system prompt).
+
+Observation:
+    The egocentric 7x7 view in sentences, word for word as the data file records them: every
+    visible object with colour and a running number, nearest first, "N steps in front of you
+    and M steps to your left/right"; "You are facing a wall N steps away"; what the agent
+    carries. An action that changes nothing is reported first ("Nothing happened: ...").
+
+Action:
+    One of the six primitive actions in words: "turn left", "turn right", "move forward",
+    "pick up", "drop", "toggle"; or "check valid actions", which lists the actions that would
+    change something now, without acting. Case, quotes, a final full stop and a few synonyms
+    ("forward", "pickup") are accepted. Any other text is answered with an "invalid action"
+    observation that lists the valid actions (``valid=False``); nothing is executed.
+
+Reward/metrics:
+    ``success``: minigrid's own verifier reports the mission done (reward > 0). ``progress``:
+    AgentBoard's progress rate from the task's subgoal patterns (``**`` wildcards; a pattern
+    matches one sentence of an observation that contains all its pieces); after each action
+    the first unmatched pattern that matches the new observation is credited, the rate is the
+    fraction credited, kept at its maximum, and a solved task counts 1. The first observation
+    is not scored. The benchmark's score
+    is ``progress`` (``task_metric``).
+
+Termination:
+    Success; failure reported by the level (in the three ``OpenDoorsOrderN4Debug`` tasks with
+    two doors, ids 60, 62 and 63, minigrid 3.2's strict verifier fails the episode as soon as
+    the first door opens, so no agent can solve them); the level's own step limit; or
+    ``step_limit`` actions (default 256). AgentBoard allows 30 macro actions such as "go to
+    red ball 1"; with primitive actions minigrid's bot needs 30 on average and up to 220.
+
+Data:
+    AgentBoard's ``agentboard_babyai/test.jsonl`` (goal, subgoals, recorded first observation,
+    level id). Pass ``data=`` (the file, its folder, or the folder that holds
+    ``agentboard_babyai/``) or set ``AGEMEM_BABYAI_DATA`` to one of those. Nothing is
+    downloaded. The engine is the ``minigrid`` package (extra ``[babyai]``).
+
+Oracle:
+    :meth:`BabyAIEngine.expert_action` is minigrid's ``BabyAIBot`` through the text actions,
+    with a planning budget (it loops forever on task 100). When the bot considers the mission
+    met before the level has checked it (the level checks after an action), the expert answers
+    with an action that changes nothing. It solves 108 of the 112 tasks (all but 60, 62, 63
+    and 100).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
+from agemem_gym.tasks._babyai_expert import GuardedBot
+from agemem_gym.tasks._babyai_facts import build_stages, scan_level
+from agemem_gym.tasks._babyai_text import (
+    CHECK_ACTION,
+    COMPLETED_SUFFIX,
+    PRIMITIVE_ACTIONS,
+    SubgoalTracker,
+    describe_view,
+    ineffective_reason,
+    mission_to_goal,
+    parse_action,
+)
+from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance, TaskSource
+
+logger = logging.getLogger(__name__)
+
+SEED_BASE = 1234
+EPISODES_PER_LEVEL = 4
+DEFAULT_STEP_LIMIT = 256
+DATA_ENV_VAR = "AGEMEM_BABYAI_DATA"
+_DATA_NAME = "test.jsonl"
+_DATA_DIR = "agentboard_babyai"
+#: Levels that minigrid no longer registers, as (registered id, constructor options).
+_RENAMED_LEVELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "BabyAI-GoToObjS6-v0": ("BabyAI-GoToObj-v0", {"room_size": 4}),
+}
+
+
+def make_level(level: str) -> Any:
+    """Build a BabyAI level by its id (old ids mapped to today's), with minigrid's wrappers."""
+    try:
+        import gymnasium as gym
+        import minigrid  # noqa: F401 - registers the BabyAI ids
+    except ImportError as e:
+        raise MissingExtraError("the BabyAI engine", "babyai") from e
+    env_id, options = _RENAMED_LEVELS.get(level, (level, {}))
+    try:
+        return gym.make(env_id, **options)
+    except gym.error.Error as e:
+        raise ConfigError(f"unknown BabyAI level {level!r} in the data file: {e}") from e
+
+
+def reset_level(env: Any, seed: int) -> dict[str, Any]:
+    """``env.reset(seed=seed)`` with the level generator's stdout chatter sent to the log."""
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):
+        obs, _ = env.reset(seed=seed)
+    if chatter.getvalue():
+        logger.debug("level generation: %s", chatter.getvalue().strip())
+    return obs
+
+
+def resolve_data_path(data: str | os.PathLike[str] | None) -> Path:
+    """The task file: ``data`` (the file or a folder holding it), else ``$AGEMEM_BABYAI_DATA``."""
+    given = data if data is not None else os.environ.get(DATA_ENV_VAR) or None
+    if given is None:
+        raise DataNotFoundError(
+            "BabyAI needs AgentBoard's agentboard_babyai/test.jsonl: pass data=<file or "
+            f"folder> or set {DATA_ENV_VAR}=PATH"
+        )
+    path = Path(given)
+    for candidate in (path, path / _DATA_NAME, path / _DATA_DIR / _DATA_NAME):
+        if candidate.is_file():
+            return candidate
+    raise DataNotFoundError(f"no BabyAI task file at {path} (expected {_DATA_NAME} there)")
+
+
+@lru_cache(maxsize=8)
+def _load_rows(path: Path) -> tuple[dict[str, Any], ...]:
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = tuple(json.loads(line) for line in f if line.strip())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataNotFoundError(f"cannot read the BabyAI task file {path}: {e}") from e
+    for i, row in enumerate(rows):
+        if row.get("id") != i or "subtask" not in row.get("additional_info", {}):
+            raise DataNotFoundError(
+                f"{path} line {i + 1}: expected id {i} with additional_info.subtask"
+            )
+    return rows
+
+
+class BabyAIEngine(Engine):
+    """Stage 3 of a BabyAI task: a minigrid level driven by text actions.
+
+    Args:
+        step_limit: actions allowed per episode (the level's own limit may end it sooner).
+    """
+
+    max_steps: int = DEFAULT_STEP_LIMIT
+
+    def __init__(self, step_limit: int = DEFAULT_STEP_LIMIT):
+        self.max_steps = step_limit
+        self._envs: dict[str, Any] = {}
+        self._env: Any = None
+        self._bot: GuardedBot | None = None
+        self._tracker = SubgoalTracker(())
+        self._done = True
+        self._success = False
+
+    def reset(self, task: TaskInstance) -> str:
+        """Build (or reuse) the task's level, reset it with the task's seed, describe the view."""
+        level = task.metadata["level"]
+        if level not in self._envs:
+            self._envs[level] = make_level(level)
+        wrapped = self._envs[level]
+        obs = reset_level(wrapped, int(task.metadata["seed"]))
+        self._env = wrapped.unwrapped
+        self._bot = GuardedBot(wrapped, max_calls=self.max_steps + 1)
+        self._tracker = SubgoalTracker(task.metadata.get("subgoals", ()))
+        self._done = False
+        self._success = False
+        return describe_view(self._env, obs)
+
+    def step(self, action: str) -> EngineStep:
+        """Apply one text action; invalid text and meta actions execute nothing."""
+        progress = self._tracker.progress
+        if self._env is None or self._done:
+            return EngineStep(
+                "The episode is over; no more actions are accepted.",
+                True,
+                self._success,
+                progress,
+                valid=False,
+            )
+        name = parse_action(action)
+        if name is None:
+            listing = ", ".join(self.valid_actions())
+            text = f"Invalid action: {action.strip()[:80]!r}. Valid actions are: {listing}."
+            return EngineStep(text, False, False, progress, valid=False)
+        if name == CHECK_ACTION:
+            return EngineStep(
+                f"Valid actions are: {', '.join(self.valid_actions())}.", False, False, progress
+            )
+        return self._act(name)
+
+    def _act(self, name: str) -> EngineStep:
+        reason = ineffective_reason(self._env, name)
+        index = PRIMITIVE_ACTIONS.index(name)
+        obs, reward, terminated, truncated, _ = self._env.step(index)
+        if self._bot is not None:
+            self._bot.observe(index)
+        text = describe_view(self._env, obs)
+        if reason is not None:
+            text = f"Nothing happened: {reason}. {text}"
+        self._success = bool(terminated and reward > 0)
+        self._done = bool(terminated or truncated)
+        if self._success:
+            text += COMPLETED_SUFFIX
+        elif terminated:
+            text += "\n The task has failed."
+        elif truncated:
+            text += "\n The level's step limit is reached."
+        progress = self._tracker.update(text)
+        if self._success:
+            progress = self._tracker.complete()
+        return EngineStep(text, self._done, self._success, progress)
+
+    def valid_actions(self) -> list[str]:
+        """The primitive actions that would change something now, then the meta action."""
+        if self._env is None or self._done:
+            return []
+        useful = [a for a in PRIMITIVE_ACTIONS if ineffective_reason(self._env, a) is None]
+        return [*useful, CHECK_ACTION]
+
+    def expert_action(self) -> str | None:
+        """BabyAIBot's next action as text; None when it has none (or gave up)."""
+        if self._env is None or self._done or self._bot is None:
+            return None
+        index = self._bot.suggest()
+        if index is not None:
+            return PRIMITIVE_ACTIONS[index]
+        if self._bot.gave_up:
+            return None
+        # The bot thinks the mission is met, but the level only checks after an action:
+        # answer with an action that changes nothing.
+        for name in ("drop", "pick up", "toggle"):
+            if ineffective_reason(self._env, name) is not None:
+                return name
+        return None
+
+    def close(self) -> None:
+        """Close every level built."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+        self._env = None
+
+
+class BabyAITasks(TaskSource):
+    """AgentBoard's 112 BabyAI tasks as a three-stage benchmark (``tasks="babyai"``).
+
+    Args:
+        data: the task file ``test.jsonl`` or a folder holding it (see the module's Data).
+        step_limit: stage-3 actions allowed per episode.
+        n_distractors: at most this many stage-2 messages per task.
+
+    >>> source = BabyAITasks(data=DATA)
+    >>> len(source), source.task_metric
+    (112, 'progress')
+    >>> source.get(0, np.random.default_rng(0)).metadata["level"]
+    'BabyAI-GoToRedBallGrey-v0'
+    """
+
+    name = "babyai"
+    instructions = (
+        "In the final stage you steer an agent through a grid world: each <answer> holds one "
+        "action: `turn left`, `turn right`, `move forward`, `pick up`, `drop` or `toggle` "
+        "(opens doors, unlocks one when you carry its key). Say `check valid actions` to list "
+        "the actions that would change something now."
+    )
+    max_rounds = DEFAULT_STEP_LIMIT + 64
+    token_budget = 8192
+
+    def __init__(
+        self,
+        data: str | os.PathLike[str] | None = None,
+        step_limit: int = DEFAULT_STEP_LIMIT,
+        n_distractors: int = 4,
+    ):
+        if not isinstance(step_limit, int) or step_limit < 1:
+            raise ConfigError(f"step_limit must be a positive integer, got {step_limit!r}")
+        if not isinstance(n_distractors, int) or n_distractors < 1:
+            raise ConfigError(f"n_distractors must be a positive integer, got {n_distractors!r}")
+        self._data = data
+        self._path: Path | None = None
+        self.step_limit = step_limit
+        self.n_distractors = n_distractors
+        self.max_rounds = step_limit + 64  # stage 3 plus about 4 rounds per stage-1/2 turn
+        self._levels: dict[str, Any] = {}
+        self._truths: dict[int, tuple[Any, str]] = {}
+
+    def _rows(self) -> tuple[dict[str, Any], ...]:
+        if self._path is None:
+            self._path = resolve_data_path(self._data)
+        return _load_rows(self._path)
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    @property
+    def task_metric(self) -> str:
+        return "progress"
+
+    def level_and_seed(self, index: int) -> tuple[str, int]:
+        """The level id and reset seed of task ``index`` (AgentBoard's rule)."""
+        row = self._rows()[index]
+        return row["additional_info"]["subtask"], SEED_BASE + index % EPISODES_PER_LEVEL
+
+    def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
+        """Task ``index``; ``rng`` draws the wording, the wrong hint and the distractors."""
+        rows = self._rows()
+        if not 0 <= index < len(rows):
+            raise IndexError(f"BabyAI task index {index} out of range 0..{len(rows) - 1}")
+        row = rows[index]
+        level, seed = self.level_and_seed(index)
+        truth, mission = self._truth(index)
+        stages = build_stages(truth, rng, self.n_distractors)
+        goal = mission_to_goal(mission)
+        names = dict.fromkeys(t.name for _, t in truth.targets)
+        return TaskInstance(
+            task_id=f"babyai-{index}",
+            query=f"Your goal: {goal}.",
+            stage1=stages.stage1,
+            distractors=stages.distractors,
+            supporting_facts=stages.supporting_facts,
+            key_items=tuple(names),
+            stale_values=stages.stale_values,
+            metadata={
+                "level": level,
+                "seed": seed,
+                "mission": mission,
+                "goal": goal,
+                "subgoals": tuple(row.get("subgoals", ())),
+                "difficulty": row.get("difficulty", ""),
+                "recorded_first_observation": row["additional_info"].get("init_obs", ""),
+            },
+        )
+
+    def _truth(self, index: int) -> tuple[Any, str]:
+        """The level's ground truth at its start and its mission (cached per task)."""
+        if index not in self._truths:
+            level, seed = self.level_and_seed(index)
+            if level not in self._levels:
+                self._levels[level] = make_level(level)
+            env = self._levels[level]
+            reset_level(env, seed)
+            self._truths[index] = (scan_level(env.unwrapped), str(env.unwrapped.mission))
+        return self._truths[index]
+
+    def make_engine(self) -> BabyAIEngine:
+        """A fresh engine; each env instance owns one."""
+        return BabyAIEngine(step_limit=self.step_limit)
+
+    def close(self) -> None:
+        """Close the levels built to read ground truth."""
+        for env in self._levels.values():
+            env.close()
+        self._levels.clear()
