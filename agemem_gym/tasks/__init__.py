@@ -13,6 +13,7 @@ TASK_SOURCES: dict[str, tuple[str, str | None]] = {
     "assistant": ("agemem_gym.tasks.assistant:AssistantTasks", None),
     "babyai": ("agemem_gym.tasks.babyai:BabyAITasks", "babyai"),
     "pddl": ("agemem_gym.tasks.pddl:PDDLTasks", "pddl"),
+    "sciworld": ("agemem_gym.tasks.sciworld:SciWorldTasks", "sciworld"),
 }
 
 
