@@ -70,6 +70,24 @@ def run(
     typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
 
 
+@app.command("tiny-model")
+def tiny_model(
+    out: Annotated[Path, typer.Option(help="Folder to write the model and tokenizer to.")],
+    arch: Annotated[str, typer.Option(help="Architecture: qwen2 or qwen3.")] = "qwen2",
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+) -> None:
+    """Build a tiny randomly initialised chat model for offline tests and demos."""
+    from agemem_gym.errors import AgeMemError
+    from agemem_gym.llm import build_tiny_model
+
+    try:
+        path = build_tiny_model(out, arch=arch, seed=seed)
+    except AgeMemError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"wrote a tiny {arch} model to {path}")
+
+
 @app.command("list")
 def list_all() -> None:
     """List benchmarks (with their Gymnasium ids) and agents."""

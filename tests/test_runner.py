@@ -87,3 +87,15 @@ def test_killed_run_resumes_to_exactly_n_unique_episodes(tmp_path):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ids = [json.loads(line)["episode_id"] for line in log.read_text().splitlines()]
     assert len(ids) == n and len(set(ids)) == n
+
+
+def test_cli_tiny_model_builds_a_loadable_folder(tmp_path):
+    pytest.importorskip("transformers")
+    result = CliRunner().invoke(app, ["tiny-model", "--out", str(tmp_path / "tiny")])
+    assert result.exit_code == 0, result.output
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tiny")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
+    assert model.config.model_type == "qwen2" and tokenizer.chat_template
+    bad = CliRunner().invoke(app, ["tiny-model", "--out", str(tmp_path / "x"), "--arch", "bogus"])
+    assert bad.exit_code == 2 and "arch must be one of ['qwen2', 'qwen3'], got 'bogus'" in bad.output
