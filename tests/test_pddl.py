@@ -102,7 +102,7 @@ def test_wrong_data_folder_names_what_is_missing(tmp_path: Path) -> None:
 def test_env_var_names_the_data_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DATA_ENV_VAR, str(DATA_DIR))
     assert PDDLTasks().data_dir == DATA_DIR
-    result = doctest.testmod(pddl_module, verbose=False)
+    result = doctest.testmod(pddl_module, verbose=False, extraglobs={"DATA": str(DATA_DIR)})
     assert result.failed == 0 and result.attempted > 0
 
 

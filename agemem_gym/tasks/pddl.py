@@ -115,7 +115,7 @@ class PDDLTasks(TaskSource):
             ``~/.cache/agemem_gym/pddl_plans``.
         max_steps: stage-3 actions allowed per episode.
 
-    >>> tasks = PDDLTasks(data=DATA)  # or set $AGEMEM_PDDL_DATA and omit data=
+    >>> tasks = PDDLTasks(data=DATA)  # or set $AGEMEM_PDDL_DATA and leave data out
     >>> len(tasks), tasks.task_metric
     (60, 'progress')
     """
