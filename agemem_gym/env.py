@@ -395,7 +395,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
 
     # -- engine and RAG ----------------------------------------------------------------------------
     def _is_interactive(self) -> bool:
-        return type(self.source).make_engine is not TaskSource.make_engine
+        return self.source.interactive
 
     def _get_engine(self) -> Engine:
         if self._engine is None:

@@ -140,6 +140,11 @@ class TaskSource(ABC):
         return None
 
     @property
+    def interactive(self) -> bool:
+        """Whether stage 3 runs an engine (the source overrides :meth:`make_engine`)."""
+        return type(self).make_engine is not TaskSource.make_engine
+
+    @property
     def task_metric(self) -> str:
         """Name of the primary metric (``score``'s meaning), for tables."""
         return "score"
