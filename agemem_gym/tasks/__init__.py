@@ -11,6 +11,7 @@ from agemem_gym.tasks.base import Engine, EngineStep, Fact, TaskInstance, TaskSo
 #: benchmark name -> ("module:Class", optional extra that provides its engine or data loader)
 TASK_SOURCES: dict[str, tuple[str, str | None]] = {
     "assistant": ("agemem_gym.tasks.assistant:AssistantTasks", None),
+    "hotpotqa": ("agemem_gym.tasks.hotpotqa:HotpotQATasks", None),
     "babyai": ("agemem_gym.tasks.babyai:BabyAITasks", "babyai"),
     "pddl": ("agemem_gym.tasks.pddl:PDDLTasks", "pddl"),
     "sciworld": ("agemem_gym.tasks.sciworld:SciWorldTasks", "sciworld"),

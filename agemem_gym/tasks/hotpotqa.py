@@ -1,0 +1,372 @@
+"""HotpotQA (distractor setting) as a three-stage memory benchmark: ``AgeMem/HotpotQA-v0``.
+
+Description:
+    Multi-hop question answering where the evidence is not in the prompt: it is told to the
+    agent in an earlier conversation (stage 1), buried under related chatter (stage 2), and
+    the question comes last (stage 3). The agent must have stored the right facts in
+    long-term memory and keep its context clean to answer.
+
+Stages (our construction; the paper gives none):
+    Stage 1, one user turn per item, casual wording drawn with the episode's generator:
+
+    - every gold supporting sentence, made self-contained: whitespace is collapsed and, when
+      the sentence does not mention its paragraph's title (without a trailing
+      ``(disambiguation)``), it is prefixed with ``"<title>: "``. That sentence is the
+      ``Fact.content`` (op ``add``, ``key = f"{title}#{sent_idx}"``), told in the file's order;
+    - ``corrections`` (default on): one supporting fact is first told in a wrong version (one
+      number changed, preferring a number of the answer, then a year; else one capitalised
+      name swapped for a distractor paragraph's title) and corrected at the end of stage 1
+      (op ``update``, same key, correct content). The wrong value goes to ``stale_values``.
+      Examples with nothing to change get no correction;
+    - ``asides`` (default 1): other sentences of the gold paragraphs, as side remarks that
+      need no memory (op ``none``), at positions fixed per example;
+    - ``retractions`` (default 0): a sentence of a distractor paragraph told as a fact (op
+      ``add``) and retracted on the next turn (op ``delete``).
+
+    ``supporting_facts`` are the correct contents of the gold sentences, exactly what a
+    scripted oracle holds after stage 1. Which fact is corrupted, the wrong value and where
+    the asides go depend only on the example (a generator seeded by its id); the episode's
+    generator only picks the wording templates.
+
+    Stage 2, ``num_distractors`` (default 4) turns, each one sentence of a different
+    distractor paragraph of the same example (paragraphs ranked by word overlap with the
+    question; of each, the sentence of at most 50 words with the most overlap), made
+    self-contained the same way. An example without distractor paragraphs falls back to unused gold sentences, then to
+    small talk.
+
+    Stage 3: the question, verbatim. ``key_items`` (preservation reward) are its quoted
+    titles, dates/years and capitalised name spans, each a verbatim substring of it.
+
+Observation:
+    The env's chat context (this module supplies the user messages only).
+
+Action:
+    Free text with tool calls; the final ``<answer>`` is the predicted answer string.
+
+Reward/metrics:
+    :meth:`HotpotQATasks.score` applies the official HotpotQA answer metrics
+    (:mod:`agemem_gym.metrics`) against the gold answer: ``score`` = F1 (the task metric),
+    ``success`` = EM, plus ``em``, ``f1``, ``precision``, ``recall``. Memory quality is
+    measured by the env against ``supporting_facts``.
+
+Termination:
+    At the stage-3 answer, or at the env's round limit (``max_rounds`` = 60 by default).
+
+Data:
+    ``data=PATH`` (a file in the original HotpotQA JSON format, a JSON Lines file of records,
+    or a directory holding ``hotpot_dev_distractor_v1.json`` / ``hotpot_train_v1.1.json``),
+    else the environment variable ``AGEMEM_HOTPOTQA_DATA``, else the hub dataset
+    ``hotpotqa/hotpot_qa`` (config ``distractor``) through ``datasets`` (extra
+    ``[hotpotqa]``; this may download). ``split`` is ``validation`` (default) or ``train``;
+    it chooses the file inside a directory and the hub split (a file named directly is used
+    as it is). Data are read on first use; nothing downloads when a path is given.
+
+>>> from agemem_gym.tasks.hotpotqa import HotpotQATasks
+>>> HotpotQATasks(data="missing.json").task_metric
+'f1'
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from agemem_gym.errors import ConfigError
+from agemem_gym.metrics import best_answer_metrics
+from agemem_gym.tasks import _hotpotqa_text as text
+from agemem_gym.tasks._hotpotqa_data import HotpotExample, load_examples
+from agemem_gym.tasks.base import Fact, TaskInstance, TaskSource
+
+__all__ = ["HotpotQATasks"]
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """A planned stage-1 turn before wording: op, key, content and the template family."""
+
+    op: str
+    key: str
+    content: str
+    topic: str
+    kind: str  # fact | correction | retraction | aside
+
+
+@dataclass(frozen=True)
+class _Plan:
+    turns: tuple[_Turn, ...]
+    supporting: tuple[str, ...]
+    stale: tuple[str, ...]
+    corrected: str | None
+    used_titles: frozenset[str]
+    used_asides: frozenset[str]
+
+
+class HotpotQATasks(TaskSource):
+    """HotpotQA distractor-setting questions with their evidence told in stage 1.
+
+    Args:
+        data: a local HotpotQA file or directory; None reads ``$AGEMEM_HOTPOTQA_DATA``, then
+            the hub.
+        split: ``validation`` or ``train``.
+        limit: use only the first ``limit`` examples.
+        num_distractors: stage-2 turns per task.
+        asides: op-``none`` gold sentences per task in stage 1.
+        corrections: tell one supporting fact wrong first and correct it (op ``update``).
+        retractions: distractor sentences told and then retracted (op ``delete``) per task.
+
+    >>> import json, tempfile
+    >>> import numpy as np
+    >>> record = {"_id": "x1", "question": "Where was Ada Lovelace born?", "answer": "London",
+    ...           "supporting_facts": [["Ada Lovelace", 1]],
+    ...           "context": [["Ada Lovelace", ["Ada was a mathematician.", " She was born in London."]],
+    ...                       ["Charles Babbage", ["Babbage designed the Analytical Engine."]]]}
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     json.dump([record], f)
+    >>> task = HotpotQATasks(data=f.name, asides=0).get(0, np.random.default_rng(0))
+    >>> task.supporting_facts, task.key_items
+    (('Ada Lovelace: She was born in London.',), ('Ada Lovelace',))
+    >>> HotpotQATasks(data=f.name).score(task, "london")["success"]
+    1.0
+    >>> import os; os.remove(f.name)
+    """
+
+    name = "hotpotqa"
+    instructions = (
+        "The final question is a multi-hop factual question. Answer it with the shortest "
+        "exact span that answers it (a name, a date, a number, or yes/no), nothing else."
+    )
+    max_rounds = 60
+    token_budget = 8192
+
+    def __init__(
+        self,
+        *,
+        data: str | os.PathLike[str] | None = None,
+        split: str = "validation",
+        limit: int | None = None,
+        num_distractors: int = 4,
+        asides: int = 1,
+        corrections: bool = True,
+        retractions: int = 0,
+    ) -> None:
+        if split not in ("validation", "train"):
+            raise ConfigError(f"split must be 'validation' or 'train', got {split!r}.")
+        for option, value in (
+            ("num_distractors", num_distractors),
+            ("asides", asides),
+            ("retractions", retractions),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{option} must be an integer >= 0, got {value!r}.")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ConfigError(f"limit must be None or an integer >= 1, got {limit!r}.")
+        self.data = data
+        self.split = split
+        self.limit = limit
+        self.num_distractors = num_distractors
+        self.asides = asides
+        self.corrections = bool(corrections)
+        self.retractions = retractions
+        self._examples: list[HotpotExample] | None = None
+
+    # ------------------------------------------------------------------ data
+    @property
+    def examples(self) -> list[HotpotExample]:
+        """The loaded examples (read on first access)."""
+        if self._examples is None:
+            examples = load_examples(self.data, self.split)
+            self._examples = examples[: self.limit] if self.limit else examples
+        return self._examples
+
+    def __len__(self) -> int:
+        """Number of questions in the evaluation set."""
+        return len(self.examples)
+
+    @property
+    def task_metric(self) -> str:
+        """``f1``: the official answer F1 is the task score."""
+        return "f1"
+
+    def score(self, task: TaskInstance, answer: str) -> dict[str, float]:
+        """Official HotpotQA answer metrics of ``answer`` against the task's gold answer.
+
+        Returns:
+            ``score`` (F1), ``success`` (EM as a float), ``em``, ``f1``, ``precision``,
+            ``recall``.
+        """
+        result = best_answer_metrics(answer or "", task.answers)
+        return {"score": result["f1"], "success": result["em"], **result}
+
+    # ------------------------------------------------------------------ tasks
+    def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
+        """Task ``index``; ``rng`` only chooses the wording of the messages."""
+        n = len(self)
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not 0 <= index < n
+        ):
+            raise ConfigError(f"task index must be an integer in [0, {n}), got {index!r}.")
+        example = self.examples[int(index)]
+        struct_rng = np.random.default_rng(zlib.crc32(example.id.encode("utf-8")))
+        plan = self._plan_stage1(example, struct_rng)
+        stage1 = tuple(_word(turn, rng) for turn in plan.turns)
+        distractors = self._distractors(example, plan, rng)
+        return TaskInstance(
+            task_id=example.id,
+            query=example.question,
+            answers=(example.answer,),
+            stage1=stage1,
+            distractors=distractors,
+            supporting_facts=plan.supporting,
+            key_items=text.key_items(example.question),
+            stale_values=plan.stale,
+            metadata={
+                "type": example.type,
+                "level": example.level,
+                "split": self.split,
+                "supporting_sp": [list(pair) for pair in example.supporting_facts],
+                "corrected_key": plan.corrected,
+            },
+        )
+
+    def _plan_stage1(self, ex: HotpotExample, struct_rng: np.random.Generator) -> _Plan:
+        facts = [
+            _Turn("add", f"{t}#{i}", text.self_contained(t, ex.sentence(t, i)), t, "fact")
+            for t, i in ex.supporting_facts
+        ]
+        supporting = tuple(turn.content for turn in facts)
+        turns: list[_Turn] = list(facts)
+        stale: tuple[str, ...] = ()
+        corrected = None
+        gold_titles = {t for t, _ in ex.supporting_facts}
+        distractor_titles = [t for t, _ in ex.context if t not in gold_titles]
+        if self.corrections and facts:
+            wrong = _corrupt_one(facts, ex.answer, distractor_titles, struct_rng)
+            if wrong is not None:
+                at, wrong_content, wrong_value = wrong
+                right = facts[at]
+                turns[at] = _Turn("add", right.key, wrong_content, right.topic, "fact")
+                turns.append(_Turn("update", right.key, right.content, right.topic, "correction"))
+                stale, corrected = (wrong_value,), right.key
+        used_asides: set[str] = set()
+        aside_pool = [
+            (t, text.self_contained(t, s))
+            for t, sentences in ex.context
+            if t in gold_titles
+            for i, s in enumerate(sentences)
+            if (t, i) not in ex.supporting_facts and s.strip()
+        ]
+        for k in _choose(len(aside_pool), self.asides, struct_rng):
+            topic, sentence = aside_pool[k]
+            used_asides.add(sentence)
+            pos = int(struct_rng.integers(len(turns) + 1))
+            turns.insert(pos, _Turn("none", "", sentence, topic, "aside"))
+        used_titles: set[str] = set()
+        ranked = _rank_paragraphs(ex, distractor_titles)
+        for title in ranked[::-1][: self.retractions]:
+            used_titles.add(title)
+            sentence = text.self_contained(title, ex.sentence(title, 0))
+            pos = int(struct_rng.integers(len(turns)))  # never after the final correction
+            turns.insert(pos, _Turn("add", f"{title}#0", sentence, title, "fact"))
+            turns.insert(pos + 1, _Turn("delete", f"{title}#0", "", title, "retraction"))
+        return _Plan(
+            tuple(turns),
+            supporting,
+            stale,
+            corrected,
+            frozenset(used_titles),
+            frozenset(used_asides),
+        )
+
+    def _distractors(
+        self, ex: HotpotExample, plan: _Plan, rng: np.random.Generator
+    ) -> tuple[str, ...]:
+        if self.num_distractors == 0:
+            return ()
+        gold_titles = {t for t, _ in ex.supporting_facts}
+        words = text.content_words(ex.question)
+        titles = [
+            t
+            for t in _rank_paragraphs(ex, [t for t, _ in ex.context if t not in gold_titles])
+            if t not in plan.used_titles
+        ]
+        sentences: list[str] = []
+        for title in titles[: self.num_distractors]:
+            paragraph = [s for s in dict(ex.context)[title] if s.strip()] or [title]
+            best = max(paragraph, key=lambda s: _distractor_rank(words, s, paragraph))
+            sentences.append(text.self_contained(title, best))
+        if not sentences:  # no distractor paragraph: unused gold sentences, then small talk
+            spare = [
+                text.self_contained(t, s)
+                for t, sents in ex.context
+                for i, s in enumerate(sents)
+                if (t, i) not in ex.supporting_facts and s.strip()
+            ]
+            sentences = [s for s in spare if s not in plan.used_asides][: self.num_distractors]
+        if not sentences:
+            return (text.pick(text.SMALL_TALK, rng),)
+        return tuple(text.render(text.pick(text.DISTRACTOR_TEMPLATES, rng), s) for s in sentences)
+
+
+def _word(turn: _Turn, rng: np.random.Generator) -> Fact:
+    """Render a planned turn as a user message with a template drawn from ``rng``."""
+    families = {
+        "fact": text.FACT_TEMPLATES,
+        "correction": text.CORRECTION_TEMPLATES,
+        "retraction": text.RETRACTION_TEMPLATES,
+        "aside": text.ASIDE_TEMPLATES,
+    }
+    topic = text.base_title(turn.topic)
+    message = text.render(text.pick(families[turn.kind], rng), turn.content, topic)
+    content = "" if turn.op == "none" else turn.content
+    return Fact(message=message, content=content, key=turn.key, op=turn.op)  # type: ignore[arg-type]
+
+
+def _distractor_rank(words: set[str], sentence: str, paragraph: list[str]) -> tuple[int, int, int]:
+    """Prefer sentences of at most 50 words, then more question words, then earlier ones."""
+    return (len(sentence.split()) <= 50, text.overlap(words, sentence), -paragraph.index(sentence))
+
+
+def _choose(pool: int, count: int, rng: np.random.Generator) -> list[int]:
+    """``count`` distinct indices of a pool of ``pool`` items, in the pool's order."""
+    if pool == 0 or count == 0:
+        return []
+    return sorted(int(k) for k in rng.choice(pool, size=min(count, pool), replace=False))
+
+
+def _rank_paragraphs(ex: HotpotExample, titles: list[str]) -> list[str]:
+    """``titles`` by word overlap of their paragraph with the question, most related first."""
+    words = text.content_words(ex.question)
+    paragraphs = dict(ex.context)
+    score = {t: text.overlap(words, t + " " + " ".join(paragraphs[t])) for t in titles}
+    return sorted(titles, key=lambda t: (-score[t], titles.index(t)))
+
+
+def _corrupt_one(
+    facts: list[_Turn], answer: str, replacements: list[str], rng: np.random.Generator
+) -> tuple[int, str, str] | None:
+    """Pick a supporting fact and a wrong version of it: ``(index, content, wrong value)``."""
+    numeric = []
+    avoid = " ".join(fact.content for fact in facts)
+    for i, fact in enumerate(facts):
+        result = text.corrupt_number(fact.content, fact.topic, answer, rng, avoid)
+        if result is not None:
+            numeric.append((i, result))
+    if numeric:
+        in_answer = [(i, r) for i, r in numeric if r[2] in answer]
+        i, (content, wrong, _) = (in_answer or numeric)[
+            0 if in_answer else int(rng.integers(len(numeric)))
+        ]
+        return i, content, wrong
+    names = [text.base_title(t) for t in replacements]
+    for i in [int(k) for k in rng.permutation(len(facts))]:
+        named = text.corrupt_name(facts[i].content, facts[i].topic, names, answer, rng, avoid)
+        if named is not None:
+            return i, named[0], named[1]
+    return None
