@@ -41,7 +41,10 @@ def run(
     data: Annotated[str | None, typer.Option(help="Benchmark data file or directory.")] = None,
     env_arg: Annotated[list[str] | None, typer.Option(help="Extra env option KEY=VALUE (repeatable).")] = None,
     agent_arg: Annotated[list[str] | None, typer.Option(help="Extra agent option KEY=VALUE (repeatable).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Episodes run at once.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Episodes run at once; their model calls are batched.")] = 1,
+    model: Annotated[str | None, typer.Option(help="Model path or hub id (LLM agents).")] = None,
+    backend: Annotated[str | None, typer.Option(help="LLM backend: transformers or openai.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run AGENT on ENV; re-running the same command resumes an interrupted run."""
@@ -52,11 +55,15 @@ def run(
     env_options = _parse_options(env_arg, "--env-arg")
     if data is not None:
         env_options["data"] = data
+    agent_options = _parse_options(agent_arg, "--agent-arg")
+    for key, value in (("model", model), ("backend", backend), ("base_url", base_url)):
+        if value is not None:
+            agent_options[key] = value
     try:
         config = RunConfig(
             env=env, agent=agent, out=out or Path("results") / "runs" / f"{env}-{agent}",
             episodes=episodes, seed=seed, stages=_parse_stages(stages), env_options=env_options,
-            agent_options=_parse_options(agent_arg, "--agent-arg"), concurrency=concurrency,
+            agent_options=agent_options, concurrency=concurrency,
             progress=progress,
         )
         records = run_episodes(config)

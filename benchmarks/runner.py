@@ -73,6 +73,8 @@ class _Slot:
     started: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    llm_calls: int = 0
+    llm_seconds: float = 0.0
 
 
 def episode_id(config: RunConfig, index: int) -> str:
@@ -84,8 +86,9 @@ def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]
     policy = policy or make_policy(config.agent, **config.agent_options)
     _write_config(config)
     log = EpisodeLog(config.out / "episodes.jsonl")
+    env_options = {**policy.env_options, **config.env_options}
     envs = [AgeMemEnv(config.env, stages=config.stages, privileged_info=policy.privileged,
-                      **config.env_options) for _ in range(config.concurrency)]
+                      **env_options) for _ in range(config.concurrency)]
     try:
         total = config.episodes or len(envs[0].source)
         todo = [i for i in range(total) if episode_id(config, i) not in log.done]
@@ -107,10 +110,17 @@ def _run_slots(config: RunConfig, policy: Policy, slots: list[_Slot], todo: list
     active = [s for s in slots if _start(config, s, queue)]
     while active:
         actions = policy.act_batch([s.observation for s in active], [s.info for s in active])
+        usage = policy.last_usage()
         still = []
-        for slot, action in zip(active, actions, strict=True):
-            slot.prompt_tokens += slot.info["context_tokens"]
-            slot.completion_tokens += slot.env.context.counter.count(action)
+        for i, (slot, action) in enumerate(zip(active, actions, strict=True)):
+            if usage is None:  # no model: count what a model would have read and written
+                slot.prompt_tokens += slot.info["context_tokens"]
+                slot.completion_tokens += slot.env.context.counter.count(action)
+            else:
+                slot.prompt_tokens += int(usage[i]["prompt_tokens"])
+                slot.completion_tokens += int(usage[i]["completion_tokens"])
+                slot.llm_calls += int(usage[i]["llm_calls"])
+                slot.llm_seconds += float(usage[i]["seconds"])
             slot.observation, reward, terminated, truncated, slot.info = slot.env.step(action)
             if terminated or truncated:
                 log.append(_record(config, slot, reward, terminated))
@@ -126,7 +136,8 @@ def _start(config: RunConfig, slot: _Slot, queue: list[int]) -> bool:
         return False
     slot.index = queue.pop()
     slot.started = time.perf_counter()
-    slot.prompt_tokens = slot.completion_tokens = 0
+    slot.prompt_tokens = slot.completion_tokens = slot.llm_calls = 0
+    slot.llm_seconds = 0.0
     slot.observation, slot.info = slot.env.reset(seed=config.seed + slot.index,
                                                  options={"task_index": slot.index})
     return True
@@ -147,7 +158,10 @@ def _record(config: RunConfig, slot: _Slot, reward: float, terminated: bool) -> 
         "reward": {**components, "total": float(reward)},
         "tool_calls": info["tool_calls"],
         "tokens": {"prompt": slot.prompt_tokens, "completion": slot.completion_tokens},
-        "llm_calls": 0,
+        "llm_calls": slot.llm_calls,
+        "cost": {"policy": {"llm_calls": slot.llm_calls, "prompt_tokens": slot.prompt_tokens,
+                            "completion_tokens": slot.completion_tokens,
+                            "seconds": round(slot.llm_seconds, 4)}},
         "steps": info["round"],
         "seconds": round(time.perf_counter() - slot.started, 4),
         "terminated": terminated,

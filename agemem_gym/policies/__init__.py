@@ -14,6 +14,8 @@ POLICIES: dict[str, str] = {
     "oracle": "agemem_gym.policies.scripted:OraclePolicy",
     "noop": "agemem_gym.policies.scripted:NoopPolicy",
     "random": "agemem_gym.policies.scripted:RandomPolicy",
+    "agemem": "agemem_gym.policies.llm_agent:AgeMemAgent",
+    "agemem-rag": "agemem_gym.policies.llm_agent:AgeMemRAGAgent",
 }
 
 

@@ -28,6 +28,8 @@ class Policy(ABC):
 
     name: ClassVar[str] = "policy"
     privileged: ClassVar[bool] = False
+    #: Env settings the policy needs (a RAG variant removes tools); the harness applies them.
+    env_options: ClassVar[dict[str, Any]] = {}
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Called once before a run."""
@@ -41,7 +43,8 @@ class Policy(ABC):
         """Responses for several episodes at once (LLM policies batch the generation)."""
         return [self.act(o, i) for o, i in zip(observations, infos, strict=True)]
 
-    def usage(self) -> dict[str, float]:
-        """LLM usage since the last call (``llm_calls``, ``prompt_tokens``,
-        ``completion_tokens``, ``seconds``); scripted policies use none."""
-        return {}
+    def last_usage(self) -> list[dict[str, float]] | None:
+        """LLM usage of each response of the last :meth:`act_batch` call (``llm_calls``,
+        ``prompt_tokens``, ``completion_tokens``, ``seconds``), or None for a policy that calls
+        no model (the harness then counts tokens with the env's counter)."""
+        return None
