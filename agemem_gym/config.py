@@ -29,8 +29,13 @@ class EnvConfig:
     """Text encoder for memory search and ``Filter_context``: ``hashing`` (offline) or ``minilm``."""
     memory_store: str | None = None
     """chromadb location: None (in memory), a directory, or an ``http://host:port`` server."""
-    summarizer: Summarizer | None = None
-    """``Summary_context``'s summarizer; None means the deterministic extractive one."""
+    summarizer: Summarizer | dict[str, Any] | None = None
+    """``Summary_context``'s summarizer: None (deterministic extractive), a summarizer, or an LLM
+    as ``{"model": ..., "backend": ..., **backend options}``."""
+    judge: Any = None
+    """Who scores memory, retrieval and (QA) answers: None (deterministic), a
+    :class:`~agemem_gym.judges.Judge`, or an LLM as ``{"model": ..., "backend": ...}``. With an
+    LLM judge the reward's task score is its J and ``metrics["judge_score"]`` records it."""
     token_counter: TokenCounter | None = None
     """Counts context tokens; None means the chars/4 approximation."""
     tools: tuple[str, ...] = ALL_TOOLS

@@ -10,11 +10,12 @@ from typing import Any
 import gymnasium as gym
 
 from agemem_gym.config import EnvConfig
-from agemem_gym.judges import Judge
+from agemem_gym.judges import make_judge
+from agemem_gym.llm.base import Usage
 from agemem_gym.memory.context import Context
 from agemem_gym.memory.encoders import make_encoder
 from agemem_gym.memory.ltm import LongTermMemory
-from agemem_gym.memory.summarizers import ExtractiveSummarizer
+from agemem_gym.memory.summarizers import make_summarizer
 from agemem_gym.prompts import system_prompt
 from agemem_gym.protocol import ParsedResponse, parse_response
 from agemem_gym.rewards import EpisodeOutcome, trajectory_reward
@@ -110,7 +111,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self.token_budget = config.token_budget or self.source.token_budget
         self.max_context_tokens = config.max_context_tokens or 4 * self.token_budget
         self.encoder = make_encoder(config.encoder)
-        self.judge = Judge(self.encoder)
+        self.judge = make_judge(config.judge, self.encoder)
+        self.summarizer = make_summarizer(config.summarizer)
         self.observation_space = ChatSpace()
         self.action_space = ResponseSpace(config.max_response_chars, config.tools)
         self._system_prompt = system_prompt(config.tools, self.source.instructions)
@@ -139,11 +141,14 @@ class AgeMemEnv(gym.Env[Observation, str]):
                                        namespace=namespace, clock=self._clock)
         else:
             self._ltm.clear(namespace)
+        for component in (self.judge, self.summarizer):
+            if hasattr(component, "usage"):
+                component.usage = Usage()  # cost is reported per episode
         self._context = Context(self.config.token_counter)
         self._context.append("system", self._system_prompt, "system")
         self._toolbox = ToolBox(
             self._ltm, self._context, self.encoder,
-            self.config.summarizer or ExtractiveSummarizer(), enabled=self.config.tools,
+            self.summarizer, enabled=self.config.tools,
             filter_threshold=self.config.filter_threshold, max_text_chars=self.config.max_text_chars,
         )
         self._start_stage()
@@ -457,15 +462,19 @@ class AgeMemEnv(gym.Env[Observation, str]):
         mq = judge.memory_quality(stage1, task.supporting_facts)
         metrics.update({"mq": mq["mq"], "mq_coverage": mq["coverage"], "mq_precision": mq["precision"]})
         asked = 3 in self.config.stages
+        if ep.answer is not None and not self._is_interactive():
+            judged = judge.answer_score(task.query, ep.answer, task.answers)
+            if judged is not None:
+                metrics["judge_score"] = judged
         outcome = EpisodeOutcome(
             answered=ep.answer is not None or not asked,
-            task_score=metrics["score"],
+            task_score=metrics.get("judge_score", metrics["score"]),
             tokens_at_answer=ep.tokens_at_answer or self._context.total_tokens(),
             token_budget=self.token_budget,
             budget_exceeded=ep.budget_exceeded,
             reduced_before_budget=ep.reduced_before_budget,
             key_items_preserved=ep.counts["key_items_missing"] == 0,
-            storage=judge.storage_quality(stage1_added, task.supporting_facts, task.answers),
+            storage=judge.storage_quality(stage1_added, task.supporting_facts, task.answers, task.query),
             maintenance=ep.maintenance,
             relevance=judge.relevance(task.query, list(ep.retrieved.values())),
             rounds_exceeded=ep.rounds_exceeded,
@@ -481,8 +490,12 @@ class AgeMemEnv(gym.Env[Observation, str]):
             "tool_calls": dict(ep.tool_calls),
             "ltm": [{"id": e.id, "content": e.content, "metadata": e.metadata} for e in self._ltm.entries()],
             "memory_trace": ep.trace,
-            "judges": {"task": f"{self.source.name}-metric", "memory": judge.name,
-                       "relevance": judge.relevance_name},
+            "judges": {"task": judge.name if "judge_score" in metrics else f"{self.source.name}-metric",
+                       "memory": judge.name, "relevance": judge.relevance_name,
+                       "summarizer": self.summarizer.name},
+            "cost": {role: component.usage.as_dict()
+                     for role, component in (("judge", judge), ("summarizer", self.summarizer))
+                     if hasattr(component, "usage")},
             "context_tokens_max": ep.max_tokens,
             "token_counter": self._context.counter.name,
         }

@@ -1,8 +1,9 @@
 """Judges: who scores memory and retrieval for the reward and the metrics.
 
 The paper uses an LLM judge. The default here is deterministic (no model needed) and every
-score records the judge's ``name``; an LLM judge subclasses :class:`Judge` and overrides the
-methods it replaces.
+score records the judge's ``name``; :class:`LLMJudge` asks a model instead, with the paper's
+0-1 scales in our own rubric wording, and falls back to the deterministic formula (counting a
+failure) whenever the model's reply holds no usable score.
 
 Deterministic formulas:
 - an entry *matches* a fact when their HotpotQA-normalised token F1 is >= ``match_f1`` (0.6);
@@ -17,10 +18,13 @@ Deterministic formulas:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from agemem_gym.llm.base import LLMBackend, Usage
 from agemem_gym.memory.encoders import Encoder
 from agemem_gym.metrics import answer_em_f1, normalize_answer
 
@@ -70,7 +74,7 @@ class Judge:
         return any(a.strip() and f" {normalize_answer(a)} " in text for a in answers)
 
     def storage_quality(self, entries: Sequence[str], supporting_facts: Sequence[str],
-                        answers: Sequence[str]) -> float:
+                        answers: Sequence[str], question: str = "") -> float:
         good = sum(self.is_high_quality(e, supporting_facts, answers) for e in entries)
         return good / max(1, len(entries))
 
@@ -83,6 +87,142 @@ class Judge:
         vectors = self.encoder.encode([query, *retrieved])
         return float(np.clip(vectors[1:] @ vectors[0], 0.0, 1.0).mean())
 
+    def answer_score(self, question: str, answer: str, references: Sequence[str]) -> float | None:
+        """An LLM judge's score J of an answer; None here (the benchmark's own metric rules)."""
+        return None
+
     @property
     def relevance_name(self) -> str:
         return f"encoder-cosine:{self.encoder.name}"
+
+
+_SCORE = re.compile(r"score\s*[:=]?\s*\**\s*([01](?:\.\d+)?|\.\d+)\b", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"^\s*([01](?:\.\d+)?|\.\d+)\s*$")
+_REPLY = "Reply with one line and nothing else: Score: <a number from 0 to 1>"
+
+ANSWER_RUBRIC = (
+    "You grade an answer to a question against reference answers.\n"
+    "Question: {question}\nReference answers: {references}\nAnswer to grade: {answer}\n"
+    "Give 1 if the answer states what a reference states (different wording is fine), 0.5 if it "
+    "is partly right or hedges between a right and a wrong answer, 0 if it is wrong, missing or "
+    "off topic. " + _REPLY
+)
+MEMORY_RUBRIC = (
+    "You grade an assistant's long-term memory against the facts it was expected to keep.\n"
+    "Expected facts:\n{facts}\nStored entries:\n{entries}\n"
+    "Give 1 when every expected fact is stored and nothing irrelevant is, lower in proportion to "
+    "missing facts and irrelevant entries, 0 when none of the expected facts is stored. " + _REPLY
+)
+ENTRY_RUBRIC = (
+    "A question will be asked later: {question} (reference answer: {references}).\n"
+    "Facts that matter for it:\n{facts}\nOne stored memory entry: {entry}\n"
+    "Give 1 if this entry holds information useful for answering, 0 if it does not. " + _REPLY
+)
+RELEVANCE_RUBRIC = (
+    "Question: {question}\nRetrieved memory entries:\n{entries}\n"
+    "Give 1 if the entries are all relevant to the question, 0 if none is, in between in "
+    "proportion. " + _REPLY
+)
+
+
+def parse_score(text: str) -> float | None:
+    """The 0-1 score in a judge's reply, or None when there is none.
+
+    >>> parse_score("Score: 0.75"), parse_score("**Score:** 1"), parse_score("0"), parse_score("maybe")
+    (0.75, 1.0, 0.0, None)
+    """
+    match = _SCORE.search(text) or _BARE_NUMBER.match(text)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value if 0.0 <= value <= 1.0 else None
+
+
+class LLMJudge(Judge):
+    """Scores with a language model; each unusable reply falls back to :class:`Judge`.
+
+    Args:
+        llm: the judge model's backend.
+        encoder: the deterministic fallback's encoder.
+        max_new_tokens: the reply limit (a score needs a few tokens).
+
+    Example:
+        >>> from agemem_gym.llm.base import Generation
+        >>> from agemem_gym.memory import HashingEncoder
+        >>> class Replies(LLMBackend):  # stands in for the judge model's text
+        ...     name = "scripted"
+        ...     def generate(self, prompts, **kw):
+        ...         return [Generation(t, 50, 3, 0.1) for t in ["Score: 0.5", "no idea"][:len(prompts)]]
+        ...     def count_tokens(self, text): return 1
+        >>> judge = LLMJudge(Replies(), HashingEncoder())
+        >>> judge.answer_score("Capital of France?", "Paris, I think", ["Paris"])
+        0.5
+        >>> judge.usage.as_dict()["llm_calls"], judge.usage.failures
+        (1, 0)
+    """
+
+    def __init__(self, llm: LLMBackend, encoder: Encoder, max_new_tokens: int = 16, match_f1: float = 0.6):
+        super().__init__(encoder, match_f1)
+        self.llm = llm
+        self.max_new_tokens = max_new_tokens
+        self.usage = Usage()
+        self.name = f"llm:{getattr(llm, 'model_name', None) or llm.name}"
+
+    def _scores(self, prompts: list[str]) -> list[float | None]:
+        generations = self.llm.generate([[{"role": "user", "content": p}] for p in prompts],
+                                        max_new_tokens=self.max_new_tokens, temperature=0.0)
+        self.usage.add(generations)
+        scores = [parse_score(g.text) for g in generations]
+        self.usage.failures += sum(s is None for s in scores)
+        return scores
+
+    def answer_score(self, question: str, answer: str, references: Sequence[str]) -> float | None:
+        prompt = ANSWER_RUBRIC.format(question=question, answer=answer or "(no answer)",
+                                      references=" | ".join(references) or "(none)")
+        return self._scores([prompt])[0]
+
+    def memory_quality(self, entries: Sequence[str], supporting_facts: Sequence[str]) -> dict[str, float]:
+        fallback = super().memory_quality(entries, supporting_facts)
+        if not entries or not supporting_facts:
+            return fallback
+        score = self._scores([MEMORY_RUBRIC.format(facts=_lines(supporting_facts), entries=_lines(entries))])[0]
+        return fallback if score is None else {**fallback, "mq": score}
+
+    def storage_quality(self, entries: Sequence[str], supporting_facts: Sequence[str],
+                        answers: Sequence[str], question: str = "") -> float:
+        if not entries:
+            return 0.0
+        prompts = [ENTRY_RUBRIC.format(question=question or "(unknown)", references=" | ".join(answers),
+                                       facts=_lines(supporting_facts), entry=e) for e in entries]
+        scores = self._scores(prompts)
+        good = [s if s is not None else float(self.is_high_quality(e, supporting_facts, answers))
+                for e, s in zip(entries, scores, strict=True)]
+        return sum(good) / len(entries)
+
+    def relevance(self, query: str, retrieved: Sequence[str]) -> float:
+        if not retrieved:
+            return 0.0
+        score = self._scores([RELEVANCE_RUBRIC.format(question=query, entries=_lines(retrieved))])[0]
+        return super().relevance(query, retrieved) if score is None else score
+
+    @property
+    def relevance_name(self) -> str:
+        return self.name
+
+
+def _lines(texts: Sequence[str]) -> str:
+    return "\n".join(f"- {t}" for t in texts)
+
+
+def make_judge(spec: Judge | dict[str, Any] | None, encoder: Encoder) -> Judge:
+    """The deterministic judge (``None``), a given judge, or an :class:`LLMJudge` built from
+    ``{"model": ..., "backend": "transformers" | "openai", **backend options}``."""
+    if spec is None:
+        return Judge(encoder)
+    if isinstance(spec, Judge):
+        return spec
+    from agemem_gym.llm import make_backend
+
+    options = dict(spec)
+    model = options.pop("model")
+    return LLMJudge(make_backend(options.pop("backend", "transformers"), model, **options), encoder)

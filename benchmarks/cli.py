@@ -45,6 +45,10 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model path or hub id (LLM agents).")] = None,
     backend: Annotated[str | None, typer.Option(help="LLM backend: transformers or openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    judge: Annotated[str | None, typer.Option(help="LLM judge model (default: deterministic judges).")] = None,
+    summarizer: Annotated[str | None, typer.Option(help="LLM summarizer model (default: extractive).")] = None,
+    judge_backend: Annotated[str, typer.Option(help="Backend of --judge and --summarizer.")] = "transformers",
+    judge_base_url: Annotated[str | None, typer.Option(help="Server URL of --judge and --summarizer.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run AGENT on ENV; re-running the same command resumes an interrupted run."""
@@ -55,6 +59,11 @@ def run(
     env_options = _parse_options(env_arg, "--env-arg")
     if data is not None:
         env_options["data"] = data
+    for key, llm_model in (("judge", judge), ("summarizer", summarizer)):
+        if llm_model is not None:
+            env_options[key] = {"model": llm_model, "backend": judge_backend}
+            if judge_base_url is not None:
+                env_options[key]["base_url"] = judge_base_url
     agent_options = _parse_options(agent_arg, "--agent-arg")
     for key, value in (("model", model), ("backend", backend), ("base_url", base_url)):
         if value is not None:

@@ -161,7 +161,7 @@ def _record(config: RunConfig, slot: _Slot, reward: float, terminated: bool) -> 
         "llm_calls": slot.llm_calls,
         "cost": {"policy": {"llm_calls": slot.llm_calls, "prompt_tokens": slot.prompt_tokens,
                             "completion_tokens": slot.completion_tokens,
-                            "seconds": round(slot.llm_seconds, 4)}},
+                            "seconds": round(slot.llm_seconds, 4)}, **info["cost"]},
         "steps": info["round"],
         "seconds": round(time.perf_counter() - slot.started, 4),
         "terminated": terminated,

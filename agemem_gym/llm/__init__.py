@@ -13,7 +13,7 @@ import inspect
 from typing import Any
 
 from agemem_gym.errors import ConfigError, UnknownNameError
-from agemem_gym.llm.base import BackendError, Generation, LLMBackend
+from agemem_gym.llm.base import BackendError, Generation, LLMBackend, Usage
 
 #: backend name -> "module:Class"; a new backend is one entry.
 BACKENDS: dict[str, str] = {
@@ -63,6 +63,7 @@ __all__ = [
     "BackendError",
     "Generation",
     "LLMBackend",
+    "Usage",
     "build_tiny_model",
     "make_backend",
 ]

@@ -52,6 +52,35 @@ class Generation:
     finish_reason: str | None = None
 
 
+@dataclass
+class Usage:
+    """What a component's model calls cost: calls, tokens, seconds, and unusable replies.
+
+    >>> usage = Usage()
+    >>> usage.add([Generation("Score: 1", 120, 3, 0.5)])
+    >>> usage.as_dict()
+    {'llm_calls': 1, 'prompt_tokens': 120, 'completion_tokens': 3, 'seconds': 0.5, 'failures': 0}
+    """
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+    def add(self, generations: Sequence[Generation]) -> None:
+        self.llm_calls += len(generations)
+        self.prompt_tokens += sum(g.prompt_tokens for g in generations)
+        self.completion_tokens += sum(g.completion_tokens for g in generations)
+        # a batch reports its wall time on every generation: count it once
+        self.seconds += max((g.seconds for g in generations), default=0.0)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"llm_calls": self.llm_calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 4),
+                "failures": self.failures}
+
+
 class LLMBackend(ABC):
     """Generates completions for batches of chat prompts.
 

@@ -15,7 +15,12 @@ from agemem_gym.memory.encoders import (
     make_encoder,
 )
 from agemem_gym.memory.ltm import LongTermMemory, MemoryEntry, MemoryNotFoundError
-from agemem_gym.memory.summarizers import ExtractiveSummarizer, Summarizer
+from agemem_gym.memory.summarizers import (
+    ExtractiveSummarizer,
+    LLMSummarizer,
+    Summarizer,
+    make_summarizer,
+)
 
 __all__ = [
     "ENCODERS",
@@ -24,6 +29,7 @@ __all__ = [
     "Encoder",
     "ExtractiveSummarizer",
     "HashingEncoder",
+    "LLMSummarizer",
     "LongTermMemory",
     "MemoryEntry",
     "MemoryNotFoundError",
@@ -33,4 +39,5 @@ __all__ = [
     "TokenCounter",
     "TokenizerCounter",
     "make_encoder",
+    "make_summarizer",
 ]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+from agemem_gym.llm.base import LLMBackend, Usage
 from agemem_gym.memory.context import Message
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -72,3 +73,56 @@ class ExtractiveSummarizer:
     def _sentences(text: str) -> list[str]:
         sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
         return [s for s in sentences if _INFORMATIVE.search(s) or _CAPITALISED_INSIDE.search(s)]
+
+
+SUMMARY_INSTRUCTIONS = (
+    "Condense the conversation below into a short summary that another assistant will read "
+    "instead of it. Keep every fact (names, numbers, dates, places), what the user intends or "
+    "wants, decisions made, and questions still open; drop greetings, filler and anything "
+    "unrelated. Write plain sentences, no preamble.\n\nConversation:\n{conversation}"
+)
+
+
+class LLMSummarizer:
+    """Summarises with a language model; an empty or failed reply falls back to the
+    extractive summary (and counts a failure in ``usage``).
+
+    Args:
+        llm: the summarizer model's backend.
+        max_new_tokens: the summary's length limit.
+    """
+
+    def __init__(self, llm: LLMBackend, max_new_tokens: int = 256):
+        self.llm = llm
+        self.max_new_tokens = max_new_tokens
+        self.usage = Usage()
+        self.name = f"llm:{getattr(llm, 'model_name', None) or llm.name}"
+        self._fallback = ExtractiveSummarizer()
+
+    def summarize(self, messages: Sequence[Message]) -> str:
+        conversation = "\n".join(f"{m.role}: {m.content}" for m in messages)
+        prompt = [{"role": "user", "content": SUMMARY_INSTRUCTIONS.format(conversation=conversation)}]
+        try:
+            generation = self.llm.generate([prompt], max_new_tokens=self.max_new_tokens)[0]
+        except Exception:  # noqa: BLE001 - a summarizer outage must not end the episode
+            self.usage.failures += 1
+            return self._fallback.summarize(messages)
+        self.usage.add([generation])
+        if not generation.text.strip():
+            self.usage.failures += 1
+            return self._fallback.summarize(messages)
+        return generation.text.strip()
+
+
+def make_summarizer(spec: Summarizer | dict[str, Any] | None) -> Summarizer:
+    """The extractive summarizer (``None``), a given one, or an :class:`LLMSummarizer` built
+    from ``{"model": ..., "backend": "transformers" | "openai", **backend options}``."""
+    if spec is None:
+        return ExtractiveSummarizer()
+    if not isinstance(spec, dict):
+        return spec
+    from agemem_gym.llm import make_backend
+
+    options = dict(spec)
+    model = options.pop("model")
+    return LLMSummarizer(make_backend(options.pop("backend", "transformers"), model, **options))
