@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from agemem_gym.config import EnvConfig
+from agemem_gym.episode import EpisodeState
 from agemem_gym.judges import make_judge
 from agemem_gym.llm.base import Usage
 from agemem_gym.memory.context import Context
@@ -20,38 +19,11 @@ from agemem_gym.prompts import system_prompt
 from agemem_gym.protocol import ParsedResponse, parse_response
 from agemem_gym.rewards import EpisodeOutcome, trajectory_reward
 from agemem_gym.spaces import ChatSpace, Observation, ResponseSpace
-from agemem_gym.tasks import Engine, TaskInstance, TaskSource, make_task_source
+from agemem_gym.tasks import Engine, TaskSource, make_task_source
 from agemem_gym.tools import CONTEXT_REDUCING_TOOLS, ToolBox, ToolResult
 
 _CLOCK_START = dt.datetime(2026, 1, 5, 9, 0)
 _SHOWN_RESPONSE_CHARS = 2_000  # an oversize malformed response is kept in context only this long
-
-
-@dataclass
-class _Episode:
-    """Everything measured during one episode."""
-
-    task: TaskInstance
-    stage_index: int = 0
-    turn: int = 0
-    steps_in_turn: int = 0
-    rounds: int = 0
-    done: bool = False
-    answer: str | None = None
-    tokens_at_answer: int = 0
-    max_tokens: int = 0
-    budget_exceeded: bool = False
-    reduced_before_budget: bool = False
-    maintenance: bool = False
-    rounds_exceeded: bool = False
-    engine_steps: int = 0
-    success: bool = False
-    progress: float = 0.0
-    stage1_entries: list[Any] | None = None
-    retrieved: dict[str, str] = field(default_factory=dict)
-    counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    tool_calls: collections.Counter[str] = field(default_factory=collections.Counter)
-    trace: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AgeMemEnv(gym.Env[Observation, str]):
@@ -119,7 +91,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self._ltm: LongTermMemory | None = None
         self._engine: Engine | None = None
         self._context = Context(config.token_counter)
-        self._episode: _Episode | None = None
+        self._episode: EpisodeState | None = None
 
     # -- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None,
@@ -134,7 +106,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
             task = self.source.get(int(options["task_index"]), self.np_random)
         else:
             task = self.source.sample(self.np_random)
-        self._episode = _Episode(task)
+        self._episode = EpisodeState(task)
         namespace = f"{self.source.name}:{task.task_id}:{seed}"
         if self._ltm is None:
             self._ltm = LongTermMemory(self.encoder, store=self.config.memory_store,
