@@ -15,6 +15,7 @@ TASK_SOURCES: dict[str, tuple[str, str | None]] = {
     "babyai": ("agemem_gym.tasks.babyai:BabyAITasks", "babyai"),
     "pddl": ("agemem_gym.tasks.pddl:PDDLTasks", "pddl"),
     "sciworld": ("agemem_gym.tasks.sciworld:SciWorldTasks", "sciworld"),
+    "alfworld": ("agemem_gym.tasks.alfworld:ALFWorldTasks", "alfworld"),
 }
 
 
