@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.evaluation import rollout
 from agemem_gym.tasks import alfworld as alfworld_module
 from agemem_gym.tasks._alfworld_engine import ALFWorldEngine, normalize_action
 from agemem_gym.tasks._alfworld_game import base_type, display_names, parse_game_dir
@@ -387,12 +388,7 @@ def test_oracle_wins_every_game_through_the_env_stage3(source: ALFWorldTasks) ->
     policy, successes = OraclePolicy(), []
     try:
         for index in range(len(source)):
-            obs, info = env.reset(seed=index, options={"task_index": index})
-            policy.reset()
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
-                done = terminated or truncated
+            _, info = rollout(env, policy, seed=index, task_index=index)
             successes.append(info["metrics"]["success"])
     finally:
         env.close()

@@ -2,17 +2,10 @@ import numpy as np
 import pytest
 
 from agemem_gym import AgeMemEnv, ConfigError
+from agemem_gym.evaluation import rollout
 from agemem_gym.policies import NoopPolicy, OraclePolicy
 from agemem_gym.tasks.assistant import AssistantTasks
 from agemem_gym.tools import ALL_TOOLS
-
-
-def run_episode(env, policy, index):
-    obs, info = env.reset(seed=index, options={"task_index": index})
-    while True:
-        obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
-        if terminated or truncated:
-            return reward, info
 
 
 def test_tasks_are_fixed_by_index_and_wording_by_rng():
@@ -70,8 +63,8 @@ def test_sampled_training_tasks_avoid_the_evaluation_set():
 
 def test_oracle_scores_one_with_all_six_tools_and_beats_noop():
     env = AgeMemEnv("assistant", privileged_info=True)
-    oracle = [run_episode(env, OraclePolicy(), i) for i in range(10)]
-    noop = [run_episode(env, NoopPolicy(), i) for i in range(10)]
+    oracle = [rollout(env, OraclePolicy(), seed=i, task_index=i) for i in range(10)]
+    noop = [rollout(env, NoopPolicy(), seed=i, task_index=i) for i in range(10)]
     assert all(info["metrics"]["score"] == 1.0 and info["metrics"]["mq"] == 1.0 for _, info in oracle)
     used = set().union(*(info["tool_calls"] for _, info in oracle))
     assert used == set(ALL_TOOLS)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.evaluation import rollout
 from agemem_gym.tasks import _babyai_text
 from agemem_gym.tasks import babyai as babyai_module
 from agemem_gym.tasks._babyai_text import SubgoalTracker, mission_to_goal, parse_action
@@ -391,12 +392,7 @@ def test_oracle_stage3_only_over_all_tasks_through_the_env() -> None:
     policy, successes = OraclePolicy(), []
     try:
         for index in range(112):
-            obs, info = env.reset(seed=index, options={"task_index": index})
-            policy.reset()
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
-                done = terminated or truncated
+            _, info = rollout(env, policy, seed=index, task_index=index)
             successes.append(info["metrics"]["success"])
     finally:
         env.close()

@@ -1,6 +1,7 @@
 import pytest
 
 from agemem_gym import AgeMemEnv
+from agemem_gym.evaluation import rollout
 from agemem_gym.judges import Judge, LLMJudge, memory_quality, parse_score
 from agemem_gym.llm.base import Generation, LLMBackend
 from agemem_gym.memory import HashingEncoder, LLMSummarizer, Message
@@ -30,12 +31,7 @@ class Replies(LLMBackend):
 
 
 def play(env):
-    policy = OraclePolicy()
-    obs, info = env.reset(seed=0, options={"task_index": 0})
-    while True:
-        obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
-        if terminated or truncated:
-            return info
+    return rollout(env, OraclePolicy(), seed=0, task_index=0)[1]
 
 
 def test_memory_quality_formula():
