@@ -119,9 +119,14 @@ def test_agemem_agent_runs_through_transformers_and_an_openai_server(tmp_path):
     check_usage(served)
     config = (tmp_path / "served" / "config.yaml").read_text()
     assert "backend: openai" in config and f"base_url: {url}" in config
-    # greedy decoding of the same model: the server sees the same prompts and writes as many
-    # tokens as the in-process backend (it strips whitespace at the ends, which the env ignores)
-    assert work(served) == work(local)
+    # greedy decoding of the same model: the same episodes, steps and completion lengths. The
+    # server strips whitespace at the ends of a completion, and that text becomes part of the
+    # next prompt, so prompt tokens may differ by a token per stripped reply
+    for (i, steps, prompt, completion), (j, steps_l, prompt_l, completion_l) in zip(
+        work(served), work(local), strict=True
+    ):
+        assert (i, steps, completion) == (j, steps_l, completion_l)
+        assert abs(prompt - prompt_l) <= steps
 
     # the run really goes through --base-url: with the server gone it fails, naming the server
     failed = typer_testing.CliRunner().invoke(
