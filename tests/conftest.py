@@ -9,6 +9,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AGEMEM_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: benchmark name -> its sample data (what ``data=`` takes) under SHARED_DATA
+SAMPLE_DATA = {
+    "hotpotqa": SHARED_DATA / "hotpotqa" / "hotpot_dev_distractor_v1_first103.json",
+    "babyai": SHARED_DATA / "agentboard_babyai",
+    "pddl": SHARED_DATA / "agentboard_pddl",
+    "sciworld": SHARED_DATA / "agentboard_scienceworld",
+    "alfworld": SHARED_DATA / "alfworld",
+}
 
 
 @pytest.fixture(scope="session")

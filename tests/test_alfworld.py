@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.evaluation import rollout
@@ -22,15 +23,8 @@ from agemem_gym.tasks._alfworld_game import base_type, display_names, parse_game
 from agemem_gym.tasks._alfworld_progress import MilestoneTracker, milestones
 from agemem_gym.tasks.alfworld import ALFWorldTasks
 
-#: The 134 games beside the checkout (``../shared/data/alfworld``); AGEMEM_SHARED_DATA moves it.
-DATA_DIR = (
-    Path(
-        os.environ.get(
-            "AGEMEM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
-        )
-    )
-    / "alfworld"
-)
+#: The 134 unseen games (``../shared/data/alfworld``; AGEMEM_SHARED_DATA moves it).
+DATA_DIR = SAMPLE_DATA["alfworld"]
 needs_data = pytest.mark.skipif(
     not (DATA_DIR / "json_2.1.1").is_dir(), reason=f"ALFWorld games not found at {DATA_DIR}"
 )

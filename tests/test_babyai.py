@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.evaluation import rollout
@@ -18,7 +19,7 @@ from agemem_gym.tasks import babyai as babyai_module
 from agemem_gym.tasks._babyai_text import SubgoalTracker, mission_to_goal, parse_action
 from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agentboard_babyai"
+DATA_DIR = SAMPLE_DATA["babyai"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="BabyAI data folder not found")
 SAMPLE = (0, 5, 13, 20, 24, 37, 43, 49, 57, 64, 70, 76, 81, 88, 93, 96, 104, 108)
 

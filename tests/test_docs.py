@@ -6,16 +6,14 @@ import pkgutil
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_DATA, SHARED_DATA
 
 import agemem_gym
 from agemem_gym.errors import MissingExtraError
-from conftest import SHARED_DATA
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Benchmarks whose examples load sample data name it ``DATA``.
-DATA = {"agemem_gym.tasks.babyai": "agentboard_babyai", "agemem_gym.tasks.alfworld": "alfworld",
-        "agemem_gym.tasks.pddl": "agentboard_pddl", "agemem_gym.tasks.sciworld": "agentboard_scienceworld",
-        "agemem_gym.tasks.hotpotqa": "hotpotqa/hotpot_dev_distractor_v1_first103.json"}
+DATA = {f"agemem_gym.tasks.{name}": path for name, path in SAMPLE_DATA.items()}
 MODULES = sorted(
     [m.name for m in pkgutil.walk_packages(agemem_gym.__path__, "agemem_gym.")]
     + ["agemem_gym", "benchmarks.episode_log", "benchmarks.runner"]
@@ -32,7 +30,7 @@ def test_docstring_examples(name):
     if name in DATA:
         if not SHARED_DATA.is_dir():
             pytest.skip(f"sample data not found at {SHARED_DATA}")
-        extraglobs["DATA"] = str(SHARED_DATA / DATA[name])
+        extraglobs["DATA"] = str(DATA[name])
     result = doctest.testmod(module, optionflags=FLAGS, extraglobs=extraglobs)
     assert result.failed == 0
 

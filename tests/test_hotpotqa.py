@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
 from agemem_gym.metrics import normalize_answer
@@ -18,7 +19,7 @@ from agemem_gym.tasks import hotpotqa as hotpotqa_module
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.hotpotqa import HotpotQATasks
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hotpotqa"
+DATA_DIR = SAMPLE_DATA["hotpotqa"].parent
 DEV_FILE = DATA_DIR / "hotpot_dev_distractor_v1_first103.json"
 needs_data = pytest.mark.skipif(not DEV_FILE.exists(), reason="HotpotQA sample file not found")
 

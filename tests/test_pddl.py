@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import DataNotFoundError, MissingExtraError
 from agemem_gym.tasks import pddl as pddl_module
@@ -16,7 +17,7 @@ from agemem_gym.tasks._pddl_text import ParsedAction, parse_action, sentence
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.pddl import DATA_ENV_VAR, PDDLTasks
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agentboard_pddl"
+DATA_DIR = SAMPLE_DATA["pddl"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="PDDL data folder not found")
 
 TRAP_DOMAIN = """(define (domain trap)

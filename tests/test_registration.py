@@ -1,16 +1,12 @@
 import gymnasium as gym
 import pytest
+from conftest import SAMPLE_DATA
 from gymnasium.utils.env_checker import check_env
 
 import agemem_gym
 from agemem_gym.errors import MissingExtraError, UnknownNameError
 from agemem_gym.registration import env_id
 from agemem_gym.tasks import TASK_SOURCES, make_task_source
-
-# Options that point a benchmark at the sample data (none for the synthetic one).
-DATA_OPTION = {"hotpotqa": "hotpotqa/hotpot_dev_distractor_v1_first103.json",
-               "babyai": "agentboard_babyai", "pddl": "agentboard_pddl",
-               "sciworld": "agentboard_scienceworld", "alfworld": "alfworld"}
 
 
 def test_every_benchmark_has_an_id():
@@ -21,7 +17,7 @@ def test_every_benchmark_has_an_id():
 @pytest.mark.engine
 @pytest.mark.parametrize("name", list(TASK_SOURCES))
 def test_check_env_on_every_registered_id(name, shared_data):
-    options = {"data": str(shared_data / DATA_OPTION[name])} if name in DATA_OPTION else {}
+    options = {"data": str(SAMPLE_DATA[name])} if name in SAMPLE_DATA else {}
     try:
         env = gym.make(env_id(name), **options)
     except MissingExtraError as e:

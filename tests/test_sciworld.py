@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.tasks import sciworld as sciworld_module
@@ -22,7 +23,7 @@ from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.sciworld import DATA_ENV_VAR, SciWorldTasks, load_records
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO.parent / "shared" / "data" / "agentboard_scienceworld"
+DATA_DIR = SAMPLE_DATA["sciworld"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="ScienceWorld data not found")
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
