@@ -9,23 +9,15 @@ from ``$ALFWORLD_DATA`` (else ``../shared/data/alfworld`` next to the repository
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _sample_data import sample_data
 
 #: One game per task family (indices into the sorted valid_unseen list).
 GAMES = (0, 24, 60, 90, 110, 120)
-
-
-def _data_dir() -> Path:
-    given = os.environ.get("ALFWORLD_DATA")
-    if given:
-        return Path(given)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "alfworld"
 
 
 def _replay(engine: Any, task: Any, times_raw: list[float], times_ours: list[float]) -> None:
@@ -49,7 +41,7 @@ def measure(n_steps: int = 120) -> dict[str, Any]:
     """Median step times (seconds) of TextWorld alone and through our engine, over ``n_steps``."""
     from agemem_gym.tasks.alfworld import ALFWorldTasks
 
-    source = ALFWorldTasks(data=_data_dir())
+    source = ALFWorldTasks(data=sample_data("alfworld", "ALFWORLD_DATA"))
     engine = source.make_engine()
     raw: list[float] = []
     ours: list[float] = []

@@ -14,19 +14,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _sample_data import sample_data
 
 from agemem_gym.tasks._babyai_text import PRIMITIVE_ACTIONS
 from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks, make_level, reset_level
 
-#: Where the tests look for the data when neither ``data`` nor the variable is given.
-_SIBLING_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "agentboard_babyai"
 #: One task each of a one-room, a maze, a multi-room unlock and a corridor level.
 TASKS = (1, 24, 64, 108)
 
@@ -78,8 +75,8 @@ def measure(n_steps: int = 2000, data: Any = None) -> dict[str, Any]:
     Returns:
         ``{"engine": "babyai", "n_steps", "raw_median_s", "wrapped_median_s", "ratio"}``.
     """
-    if data is None and not os.environ.get(DATA_ENV_VAR) and _SIBLING_DATA.exists():
-        data = _SIBLING_DATA
+    if data is None:
+        data = sample_data("agentboard_babyai", DATA_ENV_VAR)
     source = BabyAITasks(data=data)
     per_task = max(1, n_steps // len(TASKS))
     raw: list[float] = []

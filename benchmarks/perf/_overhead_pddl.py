@@ -9,23 +9,15 @@ to the repository, as the tests use).
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _sample_data import sample_data
 
 #: One problem per domain: rows of the label file (gripper, blockworld, barman, tyreworld).
 ROWS = (4, 21, 41, 53)
-
-
-def _data_dir() -> Path:
-    given = os.environ.get("AGEMEM_PDDL_DATA")
-    if given:
-        return Path(given)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "agentboard_pddl"
 
 
 def _replay_raw(engine: Any, task: Any, plan: list[str], times: list[float]) -> None:
@@ -53,7 +45,7 @@ def measure(n_steps: int = 400) -> dict[str, Any]:
     """Median step times (seconds) of pddlgym alone and through our engine, over ``n_steps``."""
     from agemem_gym.tasks.pddl import PDDLTasks
 
-    source = PDDLTasks(data=_data_dir())
+    source = PDDLTasks(data=sample_data("agentboard_pddl", "AGEMEM_PDDL_DATA"))
     engine = source.make_engine()
     raw: list[float] = []
     wrapped: list[float] = []

@@ -11,24 +11,15 @@ next to the repository, as the tests use).
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from _sample_data import sample_data
 
 #: AgentBoard ids of the replayed tasks (lifespan, melting point, use-thermometer, paint).
 TASK_IDS = (0, 9, 15, 21)
-
-
-def _data_dir() -> Path:
-    given = os.environ.get("AGEMEM_SCIWORLD_DATA")
-    if given:
-        return Path(given)
-    return (
-        Path(__file__).resolve().parents[2].parent / "shared" / "data" / "agentboard_scienceworld"
-    )
 
 
 def _timed_replays(
@@ -62,7 +53,7 @@ def measure(n_steps: int = 300) -> dict[str, Any]:
         from scienceworld import ScienceWorldEnv
     except ImportError as e:
         raise MissingExtraError("the ScienceWorld overhead benchmark", "sciworld") from e
-    source = SciWorldTasks(data=_data_dir(), task_ids=TASK_IDS)
+    source = SciWorldTasks(data=sample_data("agentboard_scienceworld", "AGEMEM_SCIWORLD_DATA"), task_ids=TASK_IDS)
     simplification = source.simplification
     package_env = ScienceWorldEnv("", envStepLimit=10**6)
     engine = source.make_engine()
