@@ -362,7 +362,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def _end_early(self, reason: str) -> None:
         ep = self._episode
         assert ep is not None
-        if ep.stage1_entries is None and 1 in self.config.stages and self._stage == 1:
+        if ep.stage1_entries is None and self._stage == 1:
             self._end_stage_bookkeeping()
         ep.tokens_at_answer = ep.tokens_at_answer or self._context.total_tokens()
         ep.counts["key_items_missing"] = self._missing_key_items()

@@ -130,3 +130,19 @@ def test_minilm_encoder_loads_offline_and_is_semantic(minilm_path):
     env.reset(seed=0)
     assert env.ltm.encoder is enc  # shared, loaded once per process
     env.close()
+
+
+def test_running_token_total_matches_a_fresh_sum_after_every_change():
+    ctx = Context()
+    ctx.append("system", "rules " * 10, "system")
+    ids = [ctx.append("user", f"message {i} " * (i + 1)).id for i in range(6)]
+
+    def fresh():
+        return sum(m.tokens for m in ctx)
+
+    ctx.remove(ids[:2])
+    assert ctx.total_tokens() == fresh()
+    ctx.replace(ids[3:5], "user", "short summary", "summary")
+    assert ctx.total_tokens() == fresh()
+    ctx.reset()
+    assert ctx.total_tokens() == fresh() == 19

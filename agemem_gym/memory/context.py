@@ -80,6 +80,7 @@ class Context:
         self.counter = counter or ApproxTokenCounter()
         self._messages: list[Message] = []
         self._next = 1
+        self._tokens = 0  # kept up to date: every env step reads it several times
 
     def __iter__(self) -> Iterator[Message]:
         return iter(self._messages)
@@ -91,6 +92,7 @@ class Context:
         message = Message(f"m{self._next}", role, content, kind, self._count(content))
         self._next += 1
         self._messages.append(message)
+        self._tokens += message.tokens
         return message
 
     def _count(self, content: str) -> int:
@@ -99,9 +101,10 @@ class Context:
     def reset(self, keep_system: bool = True) -> None:
         """Empty the context; ids keep counting up."""
         self._messages = [m for m in self._messages if keep_system and m.kind == "system"]
+        self._tokens = sum(m.tokens for m in self._messages)
 
     def total_tokens(self) -> int:
-        return sum(m.tokens for m in self._messages)
+        return self._tokens
 
     def conversation(self) -> list[Message]:
         """Every message but the system prompt."""
@@ -117,6 +120,7 @@ class Context:
         drop = set(ids)
         removed = [m for m in self._messages if m.id in drop]
         self._messages = [m for m in self._messages if m.id not in drop]
+        self._tokens -= sum(m.tokens for m in removed)
         return removed
 
     def replace(self, ids: Iterable[str], role: str, content: str, kind: str) -> Message | None:
@@ -128,6 +132,7 @@ class Context:
         new = Message(f"m{self._next}", role, content, kind, self._count(content))
         self._next += 1
         kept = [m for m in self._messages if m.id not in drop]
+        self._tokens += new.tokens - sum(m.tokens for m in self._messages if m.id in drop)
         kept.insert(positions[0], new)
         self._messages = kept
         return new
