@@ -112,11 +112,7 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-def _minilm(**kwargs: Any) -> Encoder:
-    return SentenceTransformerEncoder(**kwargs)
-
-
-ENCODERS: dict[str, Any] = {"hashing": HashingEncoder, "minilm": _minilm}
+ENCODERS: dict[str, Any] = {"hashing": HashingEncoder, "minilm": SentenceTransformerEncoder}
 # Encoders are stateless after loading; sharing one per process spares vector envs a model
 # load each (MiniLM takes seconds).
 _SHARED: dict[tuple[str, tuple[tuple[str, Any], ...]], Encoder] = {}
