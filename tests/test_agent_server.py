@@ -52,23 +52,14 @@ def cli(*args: str) -> str:
     return result.output
 
 
+def run_args(model: Path, out: Path, episodes: int, *extra: str) -> list[str]:
+    """``agemem-bench run`` arguments for the agemem agent on the tiny setting."""
+    return ["run", "--agent", "agemem", "--env", "assistant", "--model", str(model),
+            "--episodes", str(episodes), "--out", str(out), "--no-progress", *SMALL, *extra]
+
+
 def run_agent(model: Path, out: Path, *extra: str) -> list[dict[str, Any]]:
-    output = cli(
-        "run",
-        "--agent",
-        "agemem",
-        "--env",
-        "assistant",
-        "--model",
-        str(model),
-        "--episodes",
-        str(EPISODES),
-        "--out",
-        str(out),
-        "--no-progress",
-        *SMALL,
-        *extra,
-    )
+    output = cli(*run_args(model, out, EPISODES, *extra))
     assert f"wrote {out}/episodes.jsonl" in output
     return [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
 
@@ -132,19 +123,7 @@ def test_agemem_agent_runs_through_transformers_and_an_openai_server(tmp_path):
     failed = typer_testing.CliRunner().invoke(
         app,
         [
-            "run",
-            "--agent",
-            "agemem",
-            "--env",
-            "assistant",
-            "--model",
-            str(model),
-            "--episodes",
-            "1",
-            "--out",
-            str(tmp_path / "gone"),
-            "--no-progress",
-            *SMALL,
+            *run_args(model, tmp_path / "gone", 1),
             "--backend",
             "openai",
             "--base-url",
