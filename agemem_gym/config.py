@@ -10,6 +10,7 @@ from agemem_gym.errors import ConfigError
 from agemem_gym.memory.context import TokenCounter
 from agemem_gym.memory.encoders import Encoder
 from agemem_gym.memory.summarizers import Summarizer
+from agemem_gym.prompts import PromptStyle
 from agemem_gym.rewards import RewardMode, RewardWeights
 from agemem_gym.tools import ALL_TOOLS, TOOL_SPECS
 
@@ -40,6 +41,8 @@ class EnvConfig:
     """Counts context tokens; None means the chars/4 approximation."""
     tools: tuple[str, ...] = ALL_TOOLS
     """Tools the agent may call."""
+    prompt: PromptStyle = "full"
+    """System prompt: ``full`` (protocol and JSON schemas) or ``compact`` (for tiny models)."""
     retrieval_top_k: int = 3
     """k of the stage-1 introspective retrieval (and of ``auto_retrieve``)."""
     auto_retrieve: bool = False
@@ -77,6 +80,8 @@ class EnvConfig:
         unknown = [t for t in self.tools if t not in TOOL_SPECS]
         if unknown:
             raise ConfigError(f"unknown tools {unknown}; the tools are {', '.join(TOOL_SPECS)}")
+        if self.prompt not in ("full", "compact"):
+            raise ConfigError(f"prompt must be 'full' or 'compact', got {self.prompt!r}")
         if not 0.0 < self.filter_threshold <= 1.0:
             raise ConfigError(f"filter_threshold must be in (0, 1], got {self.filter_threshold}")
         for name in ("retrieval_top_k", "max_steps_per_turn", "max_tool_calls_per_step",

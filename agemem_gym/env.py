@@ -87,7 +87,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self.summarizer = make_summarizer(config.summarizer)
         self.observation_space = ChatSpace()
         self.action_space = ResponseSpace(config.max_response_chars, config.tools)
-        self._system_prompt = system_prompt(config.tools, self.source.instructions)
+        self._system_prompt = system_prompt(config.tools, self.source.instructions, config.prompt)
         self._ltm: LongTermMemory | None = None
         self._engine: Engine | None = None
         self._context = Context(config.token_counter)

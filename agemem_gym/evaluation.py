@@ -1,12 +1,31 @@
-"""Play whole episodes with a policy: the loop every script and test would otherwise rewrite."""
+"""Play whole episodes with a policy: the loop every script, the harness and the trainer share."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 
 from agemem_gym.policies.base import Policy
+from agemem_gym.spaces import Observation
+
+#: Called for every response: (episode index, observation, info, response, the policy's usage
+#: for it or None).
+StepHook = Callable[[int, Observation, dict[str, Any], str, "dict[str, float] | None"], None]
+
+
+@dataclass
+class FinishedEpisode:
+    """An episode that ended: its index in ``starts``, final reward and ``info``, wall time."""
+
+    index: int
+    reward: float
+    terminated: bool
+    info: dict[str, Any]
+    seconds: float
 
 
 def rollout(env: gym.Env[Any, str], policy: Policy, *, seed: int | None = None,
@@ -23,9 +42,48 @@ def rollout(env: gym.Env[Any, str], policy: Policy, *, seed: int | None = None,
         >>> env.close()
     """
     options = None if task_index is None else {"task_index": task_index}
-    observation, info = env.reset(seed=seed, options=options)
     policy.reset()
-    while True:
-        observation, reward, terminated, truncated, info = env.step(policy.act(observation, info))
-        if terminated or truncated:
-            return float(reward), info
+    [done] = play_episodes([env], policy, [{"seed": seed, "options": options}])
+    return done.reward, done.info
+
+
+def play_episodes(envs: Sequence[gym.Env[Any, str]], policy: Policy,
+                  starts: Sequence[dict[str, Any]], *,
+                  on_step: StepHook | None = None) -> Iterator[FinishedEpisode]:
+    """Play one episode per entry of ``starts`` (keyword arguments of ``env.reset``),
+    ``len(envs)`` at a time; yield each as it ends.
+
+    At every step the pending responses of all running episodes come from one
+    :meth:`Policy.act_batch` call, so an LLM policy batches its generation.
+
+    Example:
+        >>> from agemem_gym import AgeMemEnv
+        >>> from agemem_gym.policies import NoopPolicy
+        >>> envs = [AgeMemEnv("assistant", num_distractors=1) for _ in range(2)]
+        >>> starts = [{"seed": i, "options": {"task_index": i}} for i in range(3)]
+        >>> sorted(done.index for done in play_episodes(envs, NoopPolicy(), starts))
+        [0, 1, 2]
+        >>> for env in envs: env.close()
+    """
+    queue = list(range(len(starts)))[::-1]
+    slots: dict[int, tuple[gym.Env[Any, str], Observation, dict[str, Any], float]] = {}
+    for env in envs:
+        if queue:
+            i = queue.pop()
+            slots[i] = (env, *env.reset(**starts[i]), time.perf_counter())
+    while slots:
+        running = list(slots)
+        actions = policy.act_batch([slots[i][1] for i in running], [slots[i][2] for i in running])
+        usage = policy.last_usage()
+        for k, (i, action) in enumerate(zip(running, actions, strict=True)):
+            env, observation, info, started = slots.pop(i)
+            if on_step is not None:
+                on_step(i, observation, info, action, None if usage is None else usage[k])
+            observation, reward, terminated, truncated, info = env.step(action)
+            if not (terminated or truncated):
+                slots[i] = (env, observation, info, started)
+                continue
+            yield FinishedEpisode(i, float(reward), bool(terminated), info, time.perf_counter() - started)
+            if queue:
+                j = queue.pop()
+                slots[j] = (env, *env.reset(**starts[j]), time.perf_counter())

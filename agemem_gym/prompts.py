@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
-from agemem_gym.tools import ALL_TOOLS, tool_schemas
+from agemem_gym.errors import ConfigError
+from agemem_gym.tools import ALL_TOOLS, TOOL_SPECS, tool_schemas
+
+PromptStyle = Literal["full", "compact"]
 
 _PROTOCOL = """\
 You are an assistant with two kinds of memory that you manage yourself.
@@ -24,14 +28,34 @@ followed by exactly one of
 Tool results come back as a message and you continue; an <answer> ends your turn."""
 
 
-def system_prompt(tools: tuple[str, ...] = ALL_TOOLS, instructions: str = "") -> str:
-    """The system message: protocol, the enabled tools' JSON schemas, benchmark instructions.
+_COMPACT_PROTOCOL = """\
+You manage your own memory. Long-term memory keeps entries for the whole session; this
+conversation is short-term memory and is cleared after the first part.
+Reply with <tool_call>[{"name": ..., "arguments": {...}}]</tool_call> or <answer>...</answer>."""
+
+
+def system_prompt(tools: tuple[str, ...] = ALL_TOOLS, instructions: str = "",
+                  style: PromptStyle = "full") -> str:
+    """The system message: protocol, the enabled tools, benchmark instructions.
+
+    ``full`` gives each tool's JSON schema; ``compact`` (for small models trained from
+    scratch, whose context is expensive) one line per tool with its argument names, optional
+    ones marked ``?``.
 
     >>> "Add_memory" in system_prompt()
     True
+    >>> print(system_prompt(("Add_memory", "Retrieve_memory"), style="compact").splitlines()[-1])
+    Retrieve_memory(query, top_k?, metadata_filter?)
     """
-    schemas = "\n".join(json.dumps(s["function"]) for s in tool_schemas(tools))
-    parts = [_PROTOCOL, f"Tools:\n{schemas}"]
+    if style == "compact":
+        lines = [f"{name}({', '.join(p.name + ('' if p.required else '?') for p in TOOL_SPECS[name].params)})"
+                 for name in tools]
+        parts = [_COMPACT_PROTOCOL, "Tools:\n" + "\n".join(lines)]
+    elif style == "full":
+        schemas = "\n".join(json.dumps(s["function"]) for s in tool_schemas(tools))
+        parts = [_PROTOCOL, f"Tools:\n{schemas}"]
+    else:
+        raise ConfigError(f"prompt style must be 'full' or 'compact', got {style!r}")
     if instructions:
         parts.append(instructions)
     return "\n\n".join(parts)

@@ -8,7 +8,6 @@ can batch its generation. Re-running the same command resumes: finished episodes
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
+from agemem_gym.evaluation import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
 from benchmarks.episode_log import EpisodeLog
 from benchmarks.provenance import provenance
@@ -65,12 +65,9 @@ class RunConfig:
 
 
 @dataclass
-class _Slot:
-    env: AgeMemEnv
-    index: int = -1
-    observation: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
-    started: float = 0.0
+class _Usage:
+    """What one episode's policy calls cost."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_calls: int = 0
@@ -95,7 +92,7 @@ def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]
         bar = tqdm(total=total, initial=total - len(todo), disable=not config.progress,
                    desc=f"{config.agent} on {config.env}", unit="ep")
         policy.reset()
-        _run_slots(config, policy, [_Slot(env) for env in envs], todo, log, bar)
+        _play(config, policy, envs, todo, log, bar)
         bar.close()
     finally:
         for env in envs:
@@ -104,67 +101,50 @@ def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]
     return log.records
 
 
-def _run_slots(config: RunConfig, policy: Policy, slots: list[_Slot], todo: list[int],
-               log: EpisodeLog, bar: Any) -> None:
-    queue = list(reversed(todo))
-    active = [s for s in slots if _start(config, s, queue)]
-    while active:
-        actions = policy.act_batch([s.observation for s in active], [s.info for s in active])
-        usage = policy.last_usage()
-        still = []
-        for i, (slot, action) in enumerate(zip(active, actions, strict=True)):
-            if usage is None:  # no model: count what a model would have read and written
-                slot.prompt_tokens += slot.info["context_tokens"]
-                slot.completion_tokens += slot.env.context.counter.count(action)
-            else:
-                slot.prompt_tokens += int(usage[i]["prompt_tokens"])
-                slot.completion_tokens += int(usage[i]["completion_tokens"])
-                slot.llm_calls += int(usage[i]["llm_calls"])
-                slot.llm_seconds += float(usage[i]["seconds"])
-            slot.observation, reward, terminated, truncated, slot.info = slot.env.step(action)
-            if terminated or truncated:
-                log.append(_record(config, slot, reward, terminated))
-                bar.update(1)
-                if not _start(config, slot, queue):
-                    continue
-            still.append(slot)
-        active = still
+def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[int],
+          log: EpisodeLog, bar: Any) -> None:
+    starts = [{"seed": config.seed + i, "options": {"task_index": i}} for i in todo]
+    usage = [_Usage() for _ in todo]
+
+    def count(k: int, observation: Any, info: dict[str, Any], action: str,
+              used: dict[str, float] | None) -> None:
+        u = usage[k]
+        if used is None:  # no model: count what a model would have read and written
+            u.prompt_tokens += info["context_tokens"]
+            u.completion_tokens += envs[0].context.counter.count(action)
+        else:
+            u.prompt_tokens += int(used["prompt_tokens"])
+            u.completion_tokens += int(used["completion_tokens"])
+            u.llm_calls += int(used["llm_calls"])
+            u.llm_seconds += float(used["seconds"])
+
+    for done in play_episodes(envs, policy, starts, on_step=count):
+        log.append(_record(config, todo[done.index], done, usage[done.index]))
+        bar.update(1)
 
 
-def _start(config: RunConfig, slot: _Slot, queue: list[int]) -> bool:
-    if not queue:
-        return False
-    slot.index = queue.pop()
-    slot.started = time.perf_counter()
-    slot.prompt_tokens = slot.completion_tokens = slot.llm_calls = 0
-    slot.llm_seconds = 0.0
-    slot.observation, slot.info = slot.env.reset(seed=config.seed + slot.index,
-                                                 options={"task_index": slot.index})
-    return True
-
-
-def _record(config: RunConfig, slot: _Slot, reward: float, terminated: bool) -> dict[str, Any]:
-    info = slot.info
+def _record(config: RunConfig, index: int, done: FinishedEpisode, usage: _Usage) -> dict[str, Any]:
+    info = done.info
     components = info["reward_components"]
     return {
-        "episode_id": episode_id(config, slot.index),
-        "index": slot.index,
+        "episode_id": episode_id(config, index),
+        "index": index,
         "env": config.env,
         "agent": config.agent,
-        "seed": config.seed + slot.index,
+        "seed": config.seed + index,
         "task_id": info["episode_id"],
         "stages": list(config.stages),
         "metrics": info["metrics"],
-        "reward": {**components, "total": float(reward)},
+        "reward": {**components, "total": done.reward},
         "tool_calls": info["tool_calls"],
-        "tokens": {"prompt": slot.prompt_tokens, "completion": slot.completion_tokens},
-        "llm_calls": slot.llm_calls,
-        "cost": {"policy": {"llm_calls": slot.llm_calls, "prompt_tokens": slot.prompt_tokens,
-                            "completion_tokens": slot.completion_tokens,
-                            "seconds": round(slot.llm_seconds, 4)}, **info["cost"]},
+        "tokens": {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens},
+        "llm_calls": usage.llm_calls,
+        "cost": {"policy": {"llm_calls": usage.llm_calls, "prompt_tokens": usage.prompt_tokens,
+                            "completion_tokens": usage.completion_tokens,
+                            "seconds": round(usage.llm_seconds, 4)}, **info["cost"]},
         "steps": info["round"],
-        "seconds": round(time.perf_counter() - slot.started, 4),
-        "terminated": terminated,
+        "seconds": round(done.seconds, 4),
+        "terminated": done.terminated,
         "counts": info["counts"],
         "answer": info["answer"],
         "judges": info["judges"],

@@ -7,13 +7,14 @@ from typing import Any
 
 from agemem_gym.errors import UnknownNameError
 from agemem_gym.policies.base import Policy
-from agemem_gym.policies.scripted import NoopPolicy, OraclePolicy, RandomPolicy
+from agemem_gym.policies.scripted import MemoryRandomPolicy, NoopPolicy, OraclePolicy, RandomPolicy
 
 #: agent name -> "module:Class"; baselines and LLM agents add their lines here.
 POLICIES: dict[str, str] = {
     "oracle": "agemem_gym.policies.scripted:OraclePolicy",
     "noop": "agemem_gym.policies.scripted:NoopPolicy",
     "random": "agemem_gym.policies.scripted:RandomPolicy",
+    "memory-random": "agemem_gym.policies.scripted:MemoryRandomPolicy",
     "agemem": "agemem_gym.policies.llm_agent:AgeMemAgent",
     "agemem-rag": "agemem_gym.policies.llm_agent:AgeMemRAGAgent",
 }
@@ -31,4 +32,4 @@ def make_policy(name: str, **options: Any) -> Policy:
     return getattr(importlib.import_module(module_name), class_name)(**options)
 
 
-__all__ = ["POLICIES", "NoopPolicy", "OraclePolicy", "Policy", "RandomPolicy", "make_policy"]
+__all__ = ["POLICIES", "MemoryRandomPolicy", "NoopPolicy", "OraclePolicy", "Policy", "RandomPolicy", "make_policy"]

@@ -1,12 +1,15 @@
-"""Scripted policies: an oracle that uses ground truth, a no-tool baseline, and a random agent."""
+"""Scripted policies: an oracle that uses ground truth, a no-tool baseline, a random agent, and a
+format-correct agent that uses memory at random (the warm-start teacher for training)."""
 
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any, ClassVar
 
 import numpy as np
 
+from agemem_gym.errors import ConfigError
 from agemem_gym.policies.base import Policy
 from agemem_gym.protocol import format_answer, format_tool_call
 from agemem_gym.spaces import Observation, random_response
@@ -119,3 +122,66 @@ class RandomPolicy(Policy):
                 return format_tool_call("Update_memory", memory_id=memory_id, content="changed")
             return format_tool_call("Delete_memory", memory_id=memory_id, confirmed=True)
         return random_response(self.rng, self.tools)
+
+
+class MemoryRandomPolicy(Policy):
+    """Speaks the protocol perfectly but uses memory by coin flip: a policy that knows the
+    format and not when memory pays (the paper's untrained base model, in spirit).
+
+    Stage 1: for each fact message, with probability ``p_store`` calls ``Add_memory`` with the
+    message as the user said it, then acknowledges; small talk is acknowledged. Stage 2:
+    acknowledges. Stage 3 (QA): with probability ``p_retrieve`` calls ``Retrieve_memory`` with
+    the question, then answers with the gold values that the retrieval actually showed, or
+    "I don't know." when none; without retrieving it always says "I don't know.". Interactive
+    stage 3: may retrieve once, then follows the engine's expert. Its decisions never look at
+    ground truth; only the answer copies what is visible. Trajectories of this policy teach a
+    model the protocol in :mod:`agemem_gym.training.sft`.
+
+    Each coin is seeded by ``seed``, the episode id and the turn, so decisions do not depend on
+    the order in which concurrent episodes are played.
+
+    Example:
+        >>> from agemem_gym import AgeMemEnv
+        >>> from agemem_gym.evaluation import rollout
+        >>> env = AgeMemEnv("assistant", privileged_info=True)
+        >>> _, info = rollout(env, MemoryRandomPolicy(p_store=1.0, p_retrieve=1.0), seed=0, task_index=0)
+        >>> info["tool_calls"]["Retrieve_memory"]
+        1
+        >>> env.close()
+    """
+
+    name = "memory-random"
+    privileged = True
+
+    def __init__(self, p_store: float = 0.5, p_retrieve: float = 0.5, top_k: int | None = None,
+                 seed: int = 0):
+        for label, p in (("p_store", p_store), ("p_retrieve", p_retrieve)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{label} must be in [0, 1], got {p}")
+        self.p_store, self.p_retrieve, self.top_k, self.seed = p_store, p_retrieve, top_k, seed
+
+    def _coin(self, info: dict[str, Any]) -> float:
+        key = [self.seed, zlib.crc32(info["episode_id"].encode()), info["stage"], info["turn"], info["round"]]
+        return float(np.random.default_rng(key).random())
+
+    def act(self, observation: Observation, info: dict[str, Any]) -> str:
+        task: TaskInstance = info["task"]
+        last = observation[-1]
+        acted = last["role"] == "tool"
+        if info["stage"] == 1:
+            fact = task.stage1[info["turn"]]
+            if not acted and fact.op != "none" and self._coin(info) < self.p_store:
+                return format_tool_call("Add_memory", content=fact.message)
+            return format_answer("Noted.")
+        if info["stage"] == 2:
+            return format_answer("Noted.")
+        interactive = "expert_action" in info
+        first_step = not acted and (not interactive or last["content"].startswith(task.query))
+        if first_step and self._coin(info) < self.p_retrieve:
+            extra = {} if self.top_k is None else {"top_k": self.top_k}
+            return format_tool_call("Retrieve_memory", query=task.query, **extra)
+        if interactive:
+            return format_answer(info["expert_action"] or "")
+        shown = last["content"].lower() if acted else ""
+        found = [a for a in task.answers if a and a.lower() in shown]
+        return format_answer("; ".join(found) if found else "I don't know.")
