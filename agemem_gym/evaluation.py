@@ -14,7 +14,7 @@ from agemem_gym.spaces import Observation
 
 #: Called for every response: (episode index, observation, info, response, the policy's usage
 #: for it or None).
-StepHook = Callable[[int, Observation, dict[str, Any], str, "dict[str, float] | None"], None]
+StepHook = Callable[[int, Observation, dict[str, Any], str, "dict[str, Any] | None"], None]
 
 
 @dataclass

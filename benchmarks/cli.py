@@ -1,4 +1,4 @@
-"""``agemem-bench``: run agents on AgeMem benchmarks and list what exists."""
+"""``agemem-bench``: run agents on AgeMem benchmarks, train memory agents, list what exists."""
 
 from __future__ import annotations
 
@@ -84,6 +84,72 @@ def run(
                            "reward.total", "steps") if c in summary.columns]
     typer.echo(summary[["env", "agent", *columns]].to_string(index=False))
     typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
+
+
+@app.command()
+def train(
+    env: Annotated[str, typer.Option(help="Benchmark to train on.")],
+    model: Annotated[str, typer.Option(help="Model path or hub id, or 'tiny' to build a tiny one.")],
+    out: Annotated[Path, typer.Option(help="Run folder (re-running the command resumes it).")],
+    max_steps: Annotated[int, typer.Option(help="GRPO steps.")] = 100,
+    group_size: Annotated[int, typer.Option(help="K: episodes per task.")] = 8,
+    tasks_per_step: Annotated[int, typer.Option(help="Tasks per step (per process).")] = 4,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-5,
+    beta: Annotated[float, typer.Option(help="KL coefficient.")] = 0.1,
+    loss_type: Annotated[str, typer.Option(help="grpo (the paper) or dr_grpo.")] = "grpo",
+    clip_eps: Annotated[float | None, typer.Option(help="PPO clip range (default: no clipping).")] = None,
+    reward_mode: Annotated[str, typer.Option(help="full (the paper's reward) or task (Answer-Only).")] = "full",
+    curriculum: Annotated[str, typer.Option(help="Stage subsets in order, e.g. '3;1,3;1,2,3'.")] = "1,2,3",
+    lora: Annotated[bool, typer.Option(help="Train LoRA adapters (peft).")] = False,
+    rollout_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for rollouts.")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Response limit (default 256; 64 with --model tiny).")] = None,
+    sft: Annotated[bool, typer.Option(help="Warm-start on a scripted policy's turns first.")] = False,
+    env_arg: Annotated[list[str] | None, typer.Option(help="Env option KEY=VALUE (repeatable).")] = None,
+    grpo_arg: Annotated[list[str] | None, typer.Option(help="Any other GRPOConfig field KEY=VALUE.")] = None,
+    sft_arg: Annotated[list[str] | None, typer.Option(help="SFTConfig field KEY=VALUE (with --sft).")] = None,
+    teacher_arg: Annotated[list[str] | None, typer.Option(help="Teacher option KEY=VALUE (with --sft).")] = None,
+    eval_episodes: Annotated[int, typer.Option(help="Held-out episodes before and after (0: none).")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a memory agent with step-wise GRPO (optionally after a supervised warm start)."""
+    from agemem_gym.errors import AgeMemError
+
+    try:
+        from agemem_gym.training.grpo import GRPOConfig
+        from agemem_gym.training.sft import SFTConfig
+        from benchmarks.train_run import TrainRun, run_training
+    except ImportError as e:
+        typer.secho(f"error: training needs the [train] extra: pip install 'agemem-gym[train]' ({e})",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    env_options = _parse_options(env_arg, "--env-arg")
+    if model == "tiny":  # a model trained from scratch: short prompt, short responses
+        env_options.setdefault("prompt", "compact")
+        max_new_tokens = max_new_tokens or 64
+    try:
+        grpo = GRPOConfig(
+            model=model, out=str(out / "grpo"), env=env, env_options=env_options, max_steps=max_steps,
+            group_size=group_size, tasks_per_step=tasks_per_step, learning_rate=learning_rate, beta=beta,
+            loss_type=loss_type, clip_eps=clip_eps, reward_mode=reward_mode,  # type: ignore[arg-type]
+            curriculum=tuple(_parse_stages(part) for part in curriculum.split(";")), lora=lora,
+            rollout_base_url=rollout_base_url, seed=seed, progress=progress,
+            max_new_tokens=max_new_tokens or 256, **_parse_options(grpo_arg, "--grpo-arg"),
+        )
+        warm = None
+        if sft:
+            warm = SFTConfig(model=model, out="", env=env, env_options=env_options, seed=seed, progress=progress,
+                             teacher_options=_parse_options(teacher_arg, "--teacher-arg"),
+                             **_parse_options(sft_arg, "--sft-arg"))
+        summary = run_training(TrainRun(grpo=grpo, out=out, tiny=model == "tiny", sft=warm,
+                                        eval_episodes=eval_episodes))
+    except (AgeMemError, TypeError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    if summary:
+        for when in ("before", "after"):
+            typer.echo(f"{when:>6}: score {summary[when]['score']:.3f}  reward {summary[when]['reward']:.3f}")
+    typer.echo(f"wrote {out}")
 
 
 @app.command("tiny-model")

@@ -107,7 +107,7 @@ def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[i
     usage = [_Usage() for _ in todo]
 
     def count(k: int, observation: Any, info: dict[str, Any], action: str,
-              used: dict[str, float] | None) -> None:
+              used: dict[str, Any] | None) -> None:
         u = usage[k]
         if used is None:  # no model: count what a model would have read and written
             u.prompt_tokens += info["context_tokens"]

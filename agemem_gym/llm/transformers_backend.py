@@ -117,11 +117,32 @@ class TransformersBackend(LLMBackend):
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot load model {model!r} with transformers: {e}") from e
         self.model.to(self.device).eval()
+        self._attach_tokenizer(chat_template)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, batch_size: int = 16,
+                   tool_role: ToolRole = "auto") -> TransformersBackend:
+        """A backend around a model already in memory (a trainer's policy): generation always
+        sees the current weights, with no copy and no reload.
+
+        The model stays on its device and in its dtype; the tokenizer must have a chat template.
+        """
+        torch, _ = _import_torch_transformers()
+        backend = cls.__new__(cls)
+        backend.model_name = getattr(model, "name_or_path", "") or type(model).__name__
+        backend.batch_size, backend._tool_role, backend._torch = batch_size, tool_role, torch
+        backend.model, backend.tokenizer = model, tokenizer
+        parameter = next(model.parameters())
+        backend.device, backend.dtype = parameter.device, parameter.dtype
+        backend._attach_tokenizer(None)
+        return backend
+
+    def _attach_tokenizer(self, chat_template: str | None) -> None:
         self.tokenizer.padding_side = "left"
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template
         if not self.tokenizer.chat_template:
-            raise ConfigError(f"model {model!r} has no chat template; pass chat_template=")
+            raise ConfigError(f"model {self.model_name!r} has no chat template; pass chat_template=")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._eos_ids = self._end_of_turn_ids()

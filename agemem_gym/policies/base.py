@@ -43,8 +43,9 @@ class Policy(ABC):
         """Responses for several episodes at once (LLM policies batch the generation)."""
         return [self.act(o, i) for o, i in zip(observations, infos, strict=True)]
 
-    def last_usage(self) -> list[dict[str, float]] | None:
+    def last_usage(self) -> list[dict[str, Any]] | None:
         """LLM usage of each response of the last :meth:`act_batch` call (``llm_calls``,
-        ``prompt_tokens``, ``completion_tokens``, ``seconds``), or None for a policy that calls
-        no model (the harness then counts tokens with the env's counter)."""
+        ``prompt_tokens``, ``completion_tokens``, ``seconds``, and whatever else the policy
+        records), or None for a policy that calls no model (the harness then counts tokens with
+        the env's counter)."""
         return None

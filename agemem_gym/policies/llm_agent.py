@@ -33,6 +33,9 @@ class AgeMemAgent(Policy):
         temperature: 0 for greedy decoding.
         top_p: nucleus sampling.
         seed: sampling seed.
+        logprobs: also ask for each completion token's log-prob (for training).
+        keep_generations: put each response's :class:`~agemem_gym.llm.base.Generation`
+            (token ids, log-probs) in :meth:`last_usage` under ``"generation"``.
         llm: an already built backend (``model`` and ``backend`` are then ignored).
         **backend_options: passed to the backend (``device=``, ``max_concurrency=``, ...).
 
@@ -54,7 +57,8 @@ class AgeMemAgent(Policy):
 
     def __init__(self, model: str = "", backend: str = "transformers", *, base_url: str | None = None,
                  max_new_tokens: int = 512, temperature: float = 0.0, top_p: float = 1.0,
-                 seed: int | None = None, llm: LLMBackend | None = None, **backend_options: Any):
+                 seed: int | None = None, logprobs: bool = False, keep_generations: bool = False,
+                 llm: LLMBackend | None = None, **backend_options: Any):
         if llm is None:
             if not model:
                 raise ConfigError("the agemem agent needs a model: --agent-arg model=PATH_OR_ID "
@@ -64,8 +68,8 @@ class AgeMemAgent(Policy):
             llm = make_backend(backend, model, **backend_options)
         self.llm = llm
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.seed = seed
-        self._last: list[dict[str, float]] = []
+        self.seed, self.logprobs, self.keep_generations = seed, logprobs, keep_generations
+        self._last: list[dict[str, Any]] = []
 
     def act(self, observation: Observation, info: dict[str, Any]) -> str:
         return self.act_batch([observation], [info])[0]
@@ -75,14 +79,17 @@ class AgeMemAgent(Policy):
         prompts = [[{"role": m["role"], "content": m["content"]} for m in obs] for obs in observations]
         generations = self.llm.generate(
             prompts, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-            top_p=self.top_p, seed=self.seed, stop=STOP,
+            top_p=self.top_p, seed=self.seed, stop=STOP, logprobs=self.logprobs,
         )
         self._last = [{"llm_calls": 1, "prompt_tokens": g.prompt_tokens,
                        "completion_tokens": g.completion_tokens, "seconds": g.seconds}
                       for g in generations]
+        if self.keep_generations:
+            for usage, generation in zip(self._last, generations, strict=True):
+                usage["generation"] = generation
         return [g.text for g in generations]
 
-    def last_usage(self) -> list[dict[str, float]] | None:
+    def last_usage(self) -> list[dict[str, Any]] | None:
         return self._last
 
 
