@@ -86,6 +86,15 @@ def run(
     typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
 
 
+#: Env defaults with ``--model tiny`` (each overridable with --env-arg): a model trained from
+#: scratch on CPU cannot afford the full prompt or long turns of garbage before it learns.
+TINY_ENV_DEFAULTS: dict[str, Any] = {"prompt": "compact", "max_steps_per_turn": 2}
+#: ... and on the Assistant: one fact, one distractor, one question.
+TINY_ASSISTANT: dict[str, Any] = {"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0,
+                                  "num_distractors": 1, "distractor_sentences": 1, "num_queried": 1,
+                                  "tools": ["Add_memory", "Retrieve_memory"]}
+
+
 @app.command()
 def train(
     env: Annotated[str, typer.Option(help="Benchmark to train on.")],
@@ -124,8 +133,8 @@ def train(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from e
     env_options = _parse_options(env_arg, "--env-arg")
-    if model == "tiny":  # a model trained from scratch: short prompt, short responses
-        env_options.setdefault("prompt", "compact")
+    if model == "tiny":  # a model trained from scratch: small tasks, short prompt and responses
+        env_options = {**TINY_ENV_DEFAULTS, **(TINY_ASSISTANT if env == "assistant" else {}), **env_options}
         max_new_tokens = max_new_tokens or 64
     try:
         grpo = GRPOConfig(

@@ -82,7 +82,7 @@ def _tiny(config: TrainRun, path: Path) -> str:
         sample = config.sft or SFTConfig(model="", out="", env=config.grpo.env)
         sample = dataclasses.replace(sample, env=config.grpo.env, env_options=config.grpo.env_options,
                                      seed=config.grpo.seed)
-        build_task_tiny_model(sample, path)
+        build_task_tiny_model(sample, path, vocab_size=2048)
     return str(path)
 
 

@@ -178,7 +178,7 @@ class MemoryRandomPolicy(Policy):
         interactive = "expert_action" in info
         first_step = not acted and (not interactive or last["content"].startswith(task.query))
         if first_step and self._coin(info) < self.p_retrieve:
-            extra = {} if self.top_k is None else {"top_k": self.top_k}
+            extra: dict[str, Any] = {} if self.top_k is None else {"top_k": self.top_k}
             return format_tool_call("Retrieve_memory", query=task.query, **extra)
         if interactive:
             return format_answer(info["expert_action"] or "")

@@ -57,7 +57,14 @@ from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
 from agemem_gym.evaluation import play_episodes
 from agemem_gym.policies.llm_agent import AgeMemAgent
-from agemem_gym.training.rows import TurnRow, collate, length_batches, pack, prompt_ids, token_logprobs
+from agemem_gym.training.rows import (
+    TurnRow,
+    collate,
+    length_batches,
+    pack,
+    prompt_ids,
+    token_logprobs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +232,7 @@ def _load(config: GRPOConfig, accelerator: Any) -> tuple[Any, Any, Any]:
     source = Path(config.out) / "checkpoint" if (Path(config.out) / "checkpoint").exists() else None
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
     reference = None
     if config.beta > 0 and not config.lora:
         reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -307,7 +314,6 @@ def _update(config: GRPOConfig, model: Any, reference: Any, optimizer: Any, acce
             rows: list[TurnRow], pad_id: int) -> dict[str, float]:
     """``updates_per_step`` optimizer steps on one step's rows; gradients accumulate over
     micro-batches and are averaged across processes."""
-    import torch
 
     packed = pack(rows)
     batches = length_batches(packed, config.tokens_per_micro_batch)
@@ -327,7 +333,7 @@ def _update(config: GRPOConfig, model: Any, reference: Any, optimizer: Any, acce
                                         loss_type=config.loss_type, turns_total=len(rows),
                                         max_new_tokens=config.max_new_tokens)
                 accelerator.backward(loss)
-            totals["train/loss"] += float(loss) / config.updates_per_step
+            totals["train/loss"] += float(loss.detach()) / config.updates_per_step
             for name in ("kl", "ratio", "clip_fraction"):
                 totals[f"train/{name}"] += stats[name] * stats["tokens"]
             tokens += stats["tokens"]

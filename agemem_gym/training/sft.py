@@ -30,7 +30,14 @@ from typing import Any
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.evaluation import play_episodes
 from agemem_gym.policies import make_policy
-from agemem_gym.training.rows import TurnRow, collate, length_batches, pack, prompt_ids, token_logprobs
+from agemem_gym.training.rows import (
+    TurnRow,
+    collate,
+    length_batches,
+    pack,
+    prompt_ids,
+    token_logprobs,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -50,13 +50,13 @@ def ours(args: argparse.Namespace, model: Path, out: Path) -> dict[str, float]:
 
 
 def _prompts(count: int) -> tuple[list[list[dict[str, str]]], list[Any]]:
-    env = AgeMemEnv("assistant", stages=(3,), **ENV_OPTIONS)
+    env = AgeMemEnv("assistant", stages=(3,), privileged_info=True, **ENV_OPTIONS)
     prompts, tasks = [], []
     rng = np.random.default_rng(0)
     for _ in range(count):
-        observation, _ = env.reset(seed=int(rng.integers(2**31)), options={"task": env.source.sample(rng)})
+        observation, info = env.reset(seed=int(rng.integers(2**31)), options={"task": env.source.sample(rng)})
         prompts.append([{"role": m["role"], "content": m["content"]} for m in observation])
-        tasks.append(env._episode.task)  # noqa: SLF001 - the scorer needs the task behind the prompt
+        tasks.append(info["task"])
     source = env.source
     env.close()
     return prompts, [source, tasks]
@@ -73,8 +73,8 @@ def trl(args: argparse.Namespace, model: Path, out: Path) -> dict[str, float]:
     completion_tokens = [0]
     tokenizer = AutoTokenizer.from_pretrained(model)
 
-    def score(completions: list[Any], task: list[int], **_: Any) -> list[float]:
-        rewards = []
+    def score(completions: list[Any], task: list[int], **_: Any) -> list[float | None]:
+        rewards: list[float | None] = []
         for completion, index in zip(completions, task, strict=True):
             text = completion[0]["content"] if isinstance(completion, list) else completion
             completion_tokens[0] += len(tokenizer.encode(text, add_special_tokens=False))
@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "model")
-        result = {"ours": ours(args, model, Path(tmp) / "ours"), "trl": trl(args, model, Path(tmp) / "trl")}
+        result: dict[str, Any] = {"ours": ours(args, model, Path(tmp) / "ours"), "trl": trl(args, model, Path(tmp) / "trl")}
     result["ratio_tokens_per_second"] = result["ours"]["tokens_per_second"] / result["trl"]["tokens_per_second"]
     result["settings"] = vars(args)
     print(json.dumps(result, indent=2))
