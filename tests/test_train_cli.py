@@ -1,0 +1,82 @@
+"""``agemem-bench train`` end to end, and the warm-start teacher."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from agemem_gym import AgeMemEnv
+from agemem_gym.errors import ConfigError
+from agemem_gym.evaluation import play_episodes
+from agemem_gym.policies import MemoryRandomPolicy
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from benchmarks.cli import app  # noqa: E402
+
+
+def test_issue_smoke_command_logs_a_finite_loss_per_step(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--env", "assistant", "--model", "tiny", "--max-steps", "2",
+                                      "--group-size", "4", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "grpo" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in lines] == [1, 2]
+    assert all(math.isfinite(entry["train/loss"]) for entry in lines)
+    assert (out / "grpo" / "model" / "config.json").exists() and (out / "curve.csv").exists()
+
+
+def test_sft_then_grpo_with_held_out_eval(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--env", "assistant", "--model", "tiny", "--sft", "--sft-arg", "episodes=8",
+            "--sft-arg", "epochs=1", "--max-steps", "1", "--group-size", "2", "--tasks-per-step", "1",
+            "--eval-episodes", "2", "--reward-mode", "task", "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "eval.json").read_text())
+    assert set(summary["before"]) >= {"score", "reward"} and set(summary["after"]) >= {"score", "reward"}
+    assert (out / "sft" / "agemem_sft.json").exists()
+    assert (out / "eval-before" / "episodes.jsonl").read_text().count("\n") == 2
+    # the command is recorded and a second run resumes: nothing is retrained
+    mtime = (out / "grpo" / "model" / "model.safetensors").stat().st_mtime
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert (out / "grpo" / "model" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_bad_training_option_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--env", "assistant", "--model", "tiny", "--group-size", "1",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "group_size must be >= 2" in result.output
+
+
+def _tool_use(policy, episodes=40):
+    env = AgeMemEnv("assistant", privileged_info=True, num_facts=1, num_updates=0, num_deletes=0,
+                    small_talk=0, num_distractors=1, num_queried=1)
+    starts = [{"seed": i} for i in range(episodes)]
+    done = sorted(play_episodes([env], policy, starts), key=lambda d: d.index)
+    env.close()
+    return done
+
+
+def test_memory_random_policy_flips_coins_per_episode_and_only_copies_what_it_sees():
+    done = _tool_use(MemoryRandomPolicy(p_store=0.5, p_retrieve=0.5))
+    stored = [d.info["tool_calls"].get("Add_memory", 0) for d in done]
+    retrieved = [d.info["tool_calls"].get("Retrieve_memory", 0) for d in done]
+    assert 0 < sum(stored) < len(done) and 0 < sum(retrieved) < len(done)
+    for d, s, r in zip(done, stored, retrieved, strict=True):
+        assert d.info["metrics"]["score"] == float(s == 1 and r == 1)  # right only when it was visible
+    again = _tool_use(MemoryRandomPolicy(p_store=0.5, p_retrieve=0.5))
+    assert [d.info["tool_calls"] for d in again] == [d.info["tool_calls"] for d in done]
+    assert all(d.info["counts"].get("format_errors", 0) == 0 for d in done)
+
+
+def test_memory_random_policy_extremes_and_bad_probability():
+    assert all(d.info["tool_calls"].get("Add_memory", 0) == 0 for d in _tool_use(MemoryRandomPolicy(0.0, 1.0), 5))
+    assert all(d.info["metrics"]["score"] == 1.0 for d in _tool_use(MemoryRandomPolicy(1.0, 1.0), 5))
+    with pytest.raises(ConfigError, match=r"p_store must be in \[0, 1\], got 1.5"):
+        MemoryRandomPolicy(p_store=1.5)
