@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
@@ -177,8 +179,6 @@ def group_advantages(rewards: np.ndarray, eps: float = 1e-6, scale: bool = True)
 
 def _turn_mean(values: Any, batch: dict[str, Any], turns_total: int, max_new_tokens: int) -> Any:
     """grpo: each turn's token mean, summed over turns, over ``turns_total``."""
-    import torch
-
     turns = batch["turns"].clamp(min=0).flatten()
     mask = batch["completion_mask"].flatten()
     sums = torch.zeros(int(turns.max()) + 1).index_add(0, turns, values.flatten() * mask)
@@ -200,8 +200,6 @@ def grpo_loss(logp: Any, ref_logp: Any | None, batch: dict[str, Any], *, beta: f
               max_new_tokens: int) -> tuple[Any, dict[str, float]]:
     """The negated objective of the micro-batch ``batch`` (its share of a step with
     ``turns_total`` turns), and statistics of its tokens."""
-    import torch
-
     mask = batch["completion_mask"]
     ratio = torch.exp(logp - batch["old_logprobs"])
     advantages = batch["advantages"]
@@ -226,7 +224,6 @@ def grpo_loss(logp: Any, ref_logp: Any | None, batch: dict[str, Any], *, beta: f
 
 def _load(config: GRPOConfig, accelerator: Any) -> tuple[Any, Any, Any]:
     """Policy, reference (None when beta is 0 or with LoRA) and tokenizer."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = Path(config.out) / "checkpoint" if (Path(config.out) / "checkpoint").exists() else None
@@ -249,10 +246,11 @@ def _load(config: GRPOConfig, accelerator: Any) -> tuple[Any, Any, Any]:
     return model, reference, tokenizer
 
 
-def _sampler(config: GRPOConfig, model: Any, tokenizer: Any, seed: int) -> AgeMemAgent:
-    """The rollout policy: the AgeMem agent on the current weights (or on a server)."""
+def _sampler(config: GRPOConfig, model: Any, tokenizer: Any) -> AgeMemAgent:
+    """The rollout policy: the AgeMem agent on the live weights (or on a server); its sampling
+    seed is set anew each step."""
     options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature,
-                               "top_p": config.top_p, "seed": seed, "logprobs": True,
+                               "top_p": config.top_p, "logprobs": True,
                                "keep_generations": True}
     if config.rollout_base_url:
         return AgeMemAgent(config.model, "openai", base_url=config.rollout_base_url, **options)
@@ -325,7 +323,7 @@ def _update(config: GRPOConfig, model: Any, reference: Any, optimizer: Any, acce
         optimizer.zero_grad()
         for k, indices in enumerate(batches):
             batch = {n: t.to(accelerator.device) for n, t in collate([packed[i] for i in indices], pad_id).items()}
-            sync = accelerator.no_sync(model) if k < len(batches) - 1 else _nullcontext()
+            sync = accelerator.no_sync(model) if k < len(batches) - 1 else contextlib.nullcontext()
             with sync:
                 logp = token_logprobs(model, batch["input_ids"], batch["attention_mask"])
                 ref_logp = _reference_logprobs(config, model, reference, batch)
@@ -346,8 +344,6 @@ def _update(config: GRPOConfig, model: Any, reference: Any, optimizer: Any, acce
 
 
 def _reference_logprobs(config: GRPOConfig, model: Any, reference: Any, batch: dict[str, Any]) -> Any:
-    import torch
-
     if config.beta == 0:
         return None
     with torch.no_grad():
@@ -358,8 +354,6 @@ def _reference_logprobs(config: GRPOConfig, model: Any, reference: Any, batch: d
 
 
 def _fill_old_logprobs(model: Any, packed: list[Any], batches: list[list[int]], pad_id: int, device: Any) -> None:
-    import torch
-
     with torch.no_grad():
         for indices in batches:
             batch = collate([packed[i] for i in indices], pad_id)
@@ -368,21 +362,12 @@ def _fill_old_logprobs(model: Any, packed: list[Any], batches: list[list[int]], 
                 packed[i].old_logprobs = logp[row, : len(packed[i].ids)].tolist()
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
 
 # -- checkpoints -----------------------------------------------------------------------------------
 
 def _save(config: GRPOConfig, step: int, model: Any, tokenizer: Any, optimizer: Any, accelerator: Any,
           rng: np.random.Generator) -> None:
     """Write ``out/checkpoint`` atomically (a kill leaves the previous one whole)."""
-    import torch
-
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
@@ -400,8 +385,6 @@ def _save(config: GRPOConfig, step: int, model: Any, tokenizer: Any, optimizer: 
 
 def _resume(config: GRPOConfig, optimizer: Any, rng: np.random.Generator) -> int:
     """Restore optimizer and random states from ``out/checkpoint``; return its step (0 if none)."""
-    import torch
-
     path = Path(config.out) / "checkpoint" / "trainer_state.pt"
     if not path.exists():
         return 0
@@ -430,7 +413,6 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
     (model, tokenizer, optimizer and random states of the latest saved step) and, at the end,
     ``out/model`` (the trained model in Hugging Face format).
     """
-    import torch
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -454,6 +436,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
         (out / "log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in log))
     writer = _tensorboard(config, out, start) if accelerator.is_main_process else None
     phase_length = -(-config.max_steps // len(config.curriculum))
+    policy = _sampler(config, accelerator.unwrap_model(model), tokenizer)
     envs: list[AgeMemEnv] = []
     phase = -1
     bar = tqdm(total=config.max_steps, initial=start, disable=not (config.progress and accelerator.is_main_process),
@@ -469,7 +452,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
                 group["lr"] = config.learning_rate * min(1.0, step / max(config.warmup_steps, 1))
             began = time.perf_counter()
             model.eval()
-            policy = _sampler(config, accelerator.unwrap_model(model), tokenizer, int(rng.integers(2**31)))
+            policy.seed = int(rng.integers(2**31))
             rows, rewards, infos = collect_rollouts(envs, policy, tokenizer, rng, config.group_size)
             advantages = group_advantages(rewards, config.adv_eps, scale=config.loss_type == "grpo").flatten()
             for row in rows:

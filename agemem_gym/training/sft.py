@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.evaluation import play_episodes
 from agemem_gym.policies import make_policy
@@ -113,7 +115,6 @@ def train_sft(config: SFTConfig) -> dict[str, float]:
     """Imitate the teacher's responses (loss on response tokens only); save the model to
     ``config.out``; return ``rows`` (turns), ``sequences`` (after packing), ``tokens`` and
     the last epoch's mean ``loss``."""
-    import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
