@@ -123,13 +123,18 @@ class LongTermMemory:
         )
 
     def clear(self, namespace: str | None = None) -> None:
-        """Drop every entry (a fresh collection) and optionally restart ids in a new namespace."""
-        self._drop_collection()
+        """Drop every entry and optionally restart ids in a new namespace.
+
+        The collection is emptied, not replaced: chromadb 1.x keeps the native memory of a
+        deleted collection (about 2.5 MB each, measured), which a training run that clears
+        memory every episode would pile up into gigabytes.
+        """
+        if self._entries:
+            self._collection.delete(ids=list(self._entries))
         self._entries.clear()
         self._counter = 0
         if namespace is not None:
             self._namespace = namespace
-        self._new_collection()
 
     def _drop_collection(self) -> None:
         if self._collection is not None:
