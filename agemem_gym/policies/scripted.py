@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -131,8 +131,9 @@ class MemoryRandomPolicy(Policy):
     Stage 1: for each fact message, with probability ``p_store`` calls ``Add_memory`` with the
     message as the user said it, then acknowledges; small talk is acknowledged. Stage 2:
     acknowledges. Stage 3 (QA): with probability ``p_retrieve`` calls ``Retrieve_memory`` with
-    the question, then answers with the gold values that the retrieval actually showed, or
-    "I don't know." when none; without retrieving it always says "I don't know.". Interactive
+    the question, then answers with the gold values that the retrieval actually showed (with
+    ``answer="quote"``: the retrieved memories that hold them, word for word), or "I don't
+    know." when none; without retrieving it always says "I don't know.". Interactive
     stage 3: may retrieve once, then follows the engine's expert. Its decisions never look at
     ground truth; only the answer copies what is visible. Trajectories of this policy teach a
     model the protocol in :mod:`agemem_gym.training.sft`.
@@ -154,11 +155,14 @@ class MemoryRandomPolicy(Policy):
     privileged = True
 
     def __init__(self, p_store: float = 0.5, p_retrieve: float = 0.5, top_k: int | None = None,
-                 seed: int = 0):
+                 answer: Literal["value", "quote"] = "value", seed: int = 0):
         for label, p in (("p_store", p_store), ("p_retrieve", p_retrieve)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{label} must be in [0, 1], got {p}")
+        if answer not in ("value", "quote"):
+            raise ConfigError(f"answer must be 'value' or 'quote', got {answer!r}")
         self.p_store, self.p_retrieve, self.top_k, self.seed = p_store, p_retrieve, top_k, seed
+        self.answer = answer
 
     def _coin(self, info: dict[str, Any]) -> float:
         key = [self.seed, zlib.crc32(info["episode_id"].encode()), info["stage"], info["turn"], info["round"]]
@@ -182,6 +186,9 @@ class MemoryRandomPolicy(Policy):
             return format_tool_call("Retrieve_memory", query=task.query, **extra)
         if interactive:
             return format_answer(info["expert_action"] or "")
-        shown = last["content"].lower() if acted else ""
-        found = [a for a in task.answers if a and a.lower() in shown]
+        shown = last["content"] if acted else ""
+        found = [a for a in task.answers if a and a.lower() in shown.lower()]
+        if found and self.answer == "quote":  # copying a line is easier to learn than extracting a value
+            found = [line for _, line in _MEMORY_LINE.findall(shown)
+                     if any(a.lower() in line.lower() for a in found)]
         return format_answer("; ".join(found) if found else "I don't know.")
