@@ -93,6 +93,10 @@ TINY_ENV_DEFAULTS: dict[str, Any] = {"prompt": "compact", "max_steps_per_turn": 
 TINY_ASSISTANT: dict[str, Any] = {"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0,
                                   "num_distractors": 1, "distractor_sentences": 1, "num_queried": 1,
                                   "tools": ["Add_memory", "Retrieve_memory"]}
+#: Warm-start teacher defaults with ``--model tiny`` (each overridable with --teacher-arg): one
+#: memory per retrieval, and answers that quote the retrieved line, which a tiny model learns to
+#: copy, where picking the value out of it needs more than it learns in minutes.
+TINY_TEACHER: dict[str, Any] = {"top_k": 1, "answer": "quote"}
 
 
 @app.command()
@@ -133,8 +137,10 @@ def train(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from e
     env_options = _parse_options(env_arg, "--env-arg")
+    teacher_options = _parse_options(teacher_arg, "--teacher-arg")
     if model == "tiny":  # a model trained from scratch: small tasks, short prompt and responses
         env_options = {**TINY_ENV_DEFAULTS, **(TINY_ASSISTANT if env == "assistant" else {}), **env_options}
+        teacher_options = {**TINY_TEACHER, **teacher_options}
         max_new_tokens = max_new_tokens or 64
     try:
         grpo = GRPOConfig(
@@ -148,7 +154,7 @@ def train(
         warm = None
         if sft:
             warm = SFTConfig(model=model, out="", env=env, env_options=env_options, seed=seed, progress=progress,
-                             teacher_options=_parse_options(teacher_arg, "--teacher-arg"),
+                             teacher_options=teacher_options,
                              **_parse_options(sft_arg, "--sft-arg"))
         summary = run_training(TrainRun(grpo=grpo, out=out, tiny=model == "tiny", sft=warm,
                                         eval_episodes=eval_episodes))
@@ -159,6 +165,23 @@ def train(
         for when in ("before", "after"):
             typer.echo(f"{when:>6}: score {summary[when]['score']:.3f}  reward {summary[when]['reward']:.3f}")
     typer.echo(f"wrote {out}")
+
+
+@app.command("train-report")
+def train_report(
+    root: Annotated[Path, typer.Argument(help="Folder whose subfolders are `agemem-bench train` runs.")],
+) -> None:
+    """Compare finished training runs: summary.csv (per run, and mean/std per reward mode) and curves.png."""
+    from benchmarks.train_run import report_runs
+
+    try:
+        table = report_runs(root)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    columns = ["run", "reward_mode", "seed", "before_score", "after_score", "gain_score", "gain_reward"]
+    typer.echo(table[columns].to_string(index=False, float_format="%.3f"))
+    typer.echo(f"wrote {root}/summary.csv, {root}/curves.png")
 
 
 @app.command("tiny-model")

@@ -11,6 +11,7 @@ re-running the same command after a kill resumes (GRPO from its last checkpoint)
     out/eval.json      before/after score and reward
     out/curve.csv, out/curve.png   the learning curve
     out/command.txt    the command that made the folder
+    out/config.json    every setting of every stage
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from agemem_gym.training.grpo import GRPOConfig, train
 from agemem_gym.training.sft import SFTConfig, build_task_tiny_model, train_sft
 from benchmarks.runner import RunConfig, run
 
+#: The tiny model ``--model tiny`` trains from scratch: 3 layers of width 128 with a 2,048-token
+#: BPE fitted to the task, started from the usual small init (the plumbing model's 0.2 spreads
+#: its logits but slows learning).
+TINY_MODEL: dict[str, Any] = {"vocab_size": 2048, "num_layers": 3, "initializer_range": 0.02}
+
 
 @dataclass
 class TrainRun:
@@ -46,25 +52,42 @@ class TrainRun:
     """Held-out episodes (evaluation tasks 0..N-1) before and after training; 0 skips."""
     eval_temperature: float | None = None
     """Sampling temperature of the evaluation (default: the training temperature)."""
+    tiny_options: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(TINY_MODEL))
+    """Sizes of the tiny model (:func:`~agemem_gym.llm.tiny_model.build_tiny_model` options)."""
 
 
 def run_training(config: TrainRun) -> dict[str, Any]:
-    """Run every stage that has not run yet; return the eval summary (empty without eval)."""
+    """Run every stage that has not run yet; return the eval summary (empty without eval).
+
+    Under ``accelerate launch`` (or ``torchrun`` with ``ACCELERATE_USE_CPU=1`` for processes on
+    CPU) only GRPO runs in every process; the tiny model, the warm start, the evaluations and the
+    files of the run folder are the main process's, and the others wait for them.
+    """
+    from accelerate import Accelerator
+
+    state = Accelerator()  # the launcher's process group (shared with the trainer's Accelerator)
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
     model = config.grpo.model
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
+        if config.tiny:
+            _tiny(config, out / "tiny")
+        if config.sft is not None and not (out / "sft" / "agemem_sft.json").exists():
+            train_sft(dataclasses.replace(config.sft, model=str(out / "tiny") if config.tiny else model,
+                                          out=str(out / "sft")))
+    state.wait_for_everyone()
     if config.tiny:
-        model = _tiny(config, out / "tiny")
+        model = str(out / "tiny")
     if config.sft is not None:
-        sft = dataclasses.replace(config.sft, model=model, out=str(out / "sft"))
-        if not (out / "sft" / "agemem_sft.json").exists():
-            train_sft(sft)
-        model = sft.out
-    grpo = dataclasses.replace(config.grpo, model=model, out=str(out / "grpo"))
-    before = _evaluate(config, model, out / "eval-before")
+        model = str(out / "sft")
+    before = _evaluate(config, model, out / "eval-before") if state.is_main_process else {}
     if not (out / "grpo" / "model" / "config.json").exists():
-        train(grpo)
+        train(dataclasses.replace(config.grpo, model=model, out=str(out / "grpo")))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return {}
     after = _evaluate(config, str(out / "grpo" / "model"), out / "eval-after")
     write_curve(out / "grpo" / "log.jsonl", out)
     if not before:
@@ -77,13 +100,12 @@ def run_training(config: TrainRun) -> dict[str, Any]:
     return summary
 
 
-def _tiny(config: TrainRun, path: Path) -> str:
+def _tiny(config: TrainRun, path: Path) -> None:
     if not (path / "config.json").exists():
         sample = config.sft or SFTConfig(model="", out="", env=config.grpo.env)
         sample = dataclasses.replace(sample, env=config.grpo.env, env_options=config.grpo.env_options,
                                      seed=config.grpo.seed)
-        build_task_tiny_model(sample, path, vocab_size=2048)
-    return str(path)
+        build_task_tiny_model(sample, path, **config.tiny_options)
 
 
 def _eval_temperature(config: TrainRun) -> float:
@@ -143,3 +165,57 @@ def write_curve(log_path: Path, out: Path) -> pd.DataFrame:
     fig.savefig(out / "curve.png", dpi=110)
     plt.close(fig)
     return frame
+
+
+def report_runs(root: Path) -> pd.DataFrame:
+    """Compare the training runs under ``root`` (one folder each, as written by
+    :func:`run_training`): ``summary.csv`` with before/after per run plus one ``run == "mean"``
+    row per reward mode (with ``*_std`` columns: sample std over seeds), and ``curves.png`` with
+    each mode's training score per step.
+
+    Raises:
+        FileNotFoundError: no finished run (no ``eval.json``) under ``root``.
+    """
+    rows, curves = [], []
+    for eval_path in sorted(root.glob("*/eval.json")):
+        run_dir = eval_path.parent
+        grpo = json.loads((run_dir / "config.json").read_text())["grpo"]
+        summary = json.loads(eval_path.read_text())
+        row = {"run": run_dir.name, "reward_mode": grpo["reward_mode"], "seed": grpo["seed"]}
+        for when in ("before", "after", "gain"):
+            row.update({f"{when}_{k}": summary[when][k] for k in ("score", "reward")})
+        rows.append(row)
+        curve = pd.read_csv(run_dir / "curve.csv")
+        curves.append(curve.assign(reward_mode=grpo["reward_mode"], seed=grpo["seed"]))
+    if not rows:
+        raise FileNotFoundError(f"no finished training run (*/eval.json) under {root}")
+    runs = pd.DataFrame(rows)
+    numbers = [c for c in runs.columns if c.split("_")[0] in ("before", "after", "gain")]
+    by_mode = runs.groupby("reward_mode")[numbers]
+    means = by_mode.mean().join(by_mode.std().add_suffix("_std")).reset_index()
+    table = pd.concat([runs, means.assign(run="mean", seed=None)], ignore_index=True)
+    table.to_csv(root / "summary.csv", index=False)
+    _plot_modes(pd.concat(curves, ignore_index=True), root / "curves.png")
+    return table
+
+
+def _plot_modes(curves: pd.DataFrame, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for color, (mode, frame) in zip(("C0", "C1", "C2"), curves.groupby("reward_mode"), strict=False):
+        for _, seed in frame.groupby("seed"):
+            ax.plot(seed["step"], seed["task/score"].rolling(10, min_periods=1).mean(), color=color, alpha=0.3)
+        mean = frame.groupby("step")["task/score"].mean().rolling(10, min_periods=1).mean()
+        ax.plot(mean.index, mean.values, color=color, label=f"reward = {mode} (mean of {frame['seed'].nunique()} seeds)")
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("training task score (10-step mean)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

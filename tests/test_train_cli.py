@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -41,10 +42,23 @@ def test_sft_then_grpo_with_held_out_eval(tmp_path):
     assert set(summary["before"]) >= {"score", "reward"} and set(summary["after"]) >= {"score", "reward"}
     assert (out / "sft" / "agemem_sft.json").exists()
     assert (out / "eval-before" / "episodes.jsonl").read_text().count("\n") == 2
+    settings = json.loads((out / "config.json").read_text())
+    assert settings["tiny_options"]["num_layers"] == 3 and settings["sft"]["teacher_options"]["answer"] == "quote"
+    report = CliRunner().invoke(app, ["train-report", str(tmp_path)])
+    assert report.exit_code == 0, report.output
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert list(table["run"]) == ["run", "mean"] and list(table["reward_mode"]) == ["task", "task"]
+    assert table["gain_score"][0] == pytest.approx(summary["after"]["score"] - summary["before"]["score"])
+    assert (tmp_path / "curves.png").stat().st_size > 0
     # the command is recorded and a second run resumes: nothing is retrained
     mtime = (out / "grpo" / "model" / "model.safetensors").stat().st_mtime
     assert CliRunner().invoke(app, args).exit_code == 0
     assert (out / "grpo" / "model" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_train_report_without_finished_runs_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["train-report", str(tmp_path)])
+    assert result.exit_code == 2 and "no finished training run" in result.output
 
 
 def test_bad_training_option_is_a_clear_error(tmp_path):
@@ -80,3 +94,45 @@ def test_memory_random_policy_extremes_and_bad_probability():
     assert all(d.info["metrics"]["score"] == 1.0 for d in _tool_use(MemoryRandomPolicy(1.0, 1.0), 5))
     with pytest.raises(ConfigError, match=r"p_store must be in \[0, 1\], got 1.5"):
         MemoryRandomPolicy(p_store=1.5)
+
+
+def test_memory_random_quote_answers_with_the_retrieved_line_word_for_word():
+    env = AgeMemEnv("assistant", privileged_info=True, num_facts=1, num_updates=0, num_deletes=0,
+                    small_talk=0, num_distractors=1, num_queried=1)
+    told: dict[int, str] = {}
+    answered: dict[int, str] = {}
+
+    def keep(i, observation, info, action, usage):
+        if info["stage"] == 1 and observation[-1]["role"] == "user":
+            told[i] = observation[-1]["content"]
+        answered[i] = action
+
+    policy = MemoryRandomPolicy(1.0, 1.0, top_k=1, answer="quote")
+    done = list(play_episodes([env], policy, [{"seed": i} for i in range(5)], on_step=keep))
+    env.close()
+    for d in done:
+        assert d.info["metrics"]["score"] == 1.0
+        assert answered[d.index] == f"<think></think><answer>{told[d.index]}</answer>"
+    with pytest.raises(ConfigError, match="answer must be 'value' or 'quote'"):
+        MemoryRandomPolicy(answer="sentence")
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_two_cpu_processes(tmp_path):
+    """Data parallel on CPU (gloo): every process trains, only the main one builds, evaluates and writes."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "-m", "benchmarks.cli", "train", "--env", "assistant", "--model", "tiny", "--sft",
+               "--sft-arg", "episodes=8", "--sft-arg", "epochs=1", "--max-steps", "2", "--group-size", "2",
+               "--tasks-per-step", "1", "--eval-episodes", "2", "--out", str(out), "--no-progress"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "grpo" / "log.jsonl").read_text().splitlines()]
+    assert [entry["train/processes"] for entry in lines] == [2.0, 2.0]
+    assert all(math.isfinite(entry["train/loss"]) for entry in lines)
+    assert set(json.loads((out / "eval.json").read_text())) >= {"before", "after", "gain"}

@@ -461,7 +461,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
             model.train()
             stats = _update(config, model, reference, optimizer, accelerator, rows, tokenizer.pad_token_id)
             entry = {"step": step, "stages": list(config.curriculum[phase]), **_episode_metrics(rewards, infos),
-                     **stats, "train/turns": float(len(rows)),
+                     **stats, "train/turns": float(len(rows)), "train/processes": float(accelerator.num_processes),
                      "train/lr": optimizer.param_groups[0]["lr"],
                      "cost/completion_tokens": float(sum(len(r.completion_ids) for r in rows)),
                      "cost/rollout_seconds": rollout_seconds,
