@@ -217,3 +217,16 @@ def test_lora_trains_adapters_only(tmp_path, tmp_path_factory):
     log = train(_config(tmp_path, path, max_steps=1, lora=True, lora_r=4, lora_alpha=8))
     assert math.isfinite(log[0]["train/loss"])
     assert (tmp_path / "run" / "model" / "config.json").exists()  # merged into a plain model
+
+
+def test_task_tiny_model_does_not_depend_on_the_package_docstrings(tmp_path, monkeypatch):
+    from agemem_gym.llm import tiny_model as tiny_module
+    from agemem_gym.training.sft import SFTConfig, build_task_tiny_model
+
+    config = SFTConfig(model="", out="", env_options=SMALL)
+    first = build_task_tiny_model(config, tmp_path / "a", episodes=4, vocab_size=600)
+    monkeypatch.setattr(tiny_module, "_package_docstrings", lambda root: iter(["zebra quokka " * 50]))
+    second = build_task_tiny_model(config, tmp_path / "b", episodes=4, vocab_size=600)
+    assert (first / "tokenizer.json").read_text() == (second / "tokenizer.json").read_text()
+    tokenizer = AutoTokenizer.from_pretrained(first)
+    assert len(tokenizer.tokenize("Quick question: what is")) <= 5  # the task's words are short sequences

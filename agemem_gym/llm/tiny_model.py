@@ -98,12 +98,16 @@ def _package_docstrings(root: Path) -> Iterator[str]:
                     yield doc
 
 
-def default_corpus() -> list[str]:
-    """The texts the tiny tokenizer is trained on: a built-in text and the package's docstrings.
+def default_corpus(docstrings: bool = True) -> list[str]:
+    """The texts the tiny tokenizer is trained on: a built-in text about the protocol and,
+    unless ``docstrings`` is False, the package's docstrings.
 
     Returns:
-        A list of strings; deterministic for a given version of the package.
+        A list of strings; deterministic for a given version of the package (without the
+        docstrings: for every version).
     """
+    if not docstrings:
+        return [_BUILTIN_TEXT]
     package_root = Path(__file__).resolve().parents[1]
     return [_BUILTIN_TEXT, *_package_docstrings(package_root)]
 

@@ -101,14 +101,15 @@ def collect_demonstrations(config: SFTConfig) -> tuple[list[list[dict[str, str]]
 def build_task_tiny_model(config: SFTConfig, out: str | Path, *, episodes: int = 200,
                           **sizes: Any) -> Path:
     """A tiny model (:func:`~agemem_gym.llm.tiny_model.build_tiny_model`) whose tokenizer is
-    trained on the package's docstrings plus the teacher's episodes on ``config.env``, so the
-    task's words are short token sequences. ``sizes`` go to ``build_tiny_model``."""
+    trained on the protocol text plus the teacher's episodes on ``config.env``, so the task's
+    words are short token sequences. The package's docstrings stay out: an edit to them would
+    change the model. ``sizes`` go to ``build_tiny_model``."""
     from agemem_gym.llm.tiny_model import build_tiny_model, default_corpus
 
     sample = SFTConfig(**{**asdict(config), "episodes": episodes, "seed": config.seed + 7_919})
     contexts, responses, _ = collect_demonstrations(sample)
     texts = [m["content"] for context in contexts for m in context] + responses
-    return build_tiny_model(out, seed=config.seed, corpus=[*default_corpus(), *texts], **sizes)
+    return build_tiny_model(out, seed=config.seed, corpus=[*default_corpus(docstrings=False), *texts], **sizes)
 
 
 def train_sft(config: SFTConfig) -> dict[str, float]:
