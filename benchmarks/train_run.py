@@ -65,10 +65,10 @@ def run_training(config: TrainRun) -> dict[str, Any]:
     """
     from accelerate import Accelerator
 
-    state = Accelerator()  # the launcher's process group (shared with the trainer's Accelerator)
+    accelerator = Accelerator()  # the launcher's process group (the trainer's Accelerator shares it)
     out = config.out
     model = config.grpo.model
-    if state.is_main_process:
+    if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
@@ -77,16 +77,16 @@ def run_training(config: TrainRun) -> dict[str, Any]:
         if config.sft is not None and not (out / "sft" / "agemem_sft.json").exists():
             train_sft(dataclasses.replace(config.sft, model=str(out / "tiny") if config.tiny else model,
                                           out=str(out / "sft")))
-    state.wait_for_everyone()
+    accelerator.wait_for_everyone()
     if config.tiny:
         model = str(out / "tiny")
     if config.sft is not None:
         model = str(out / "sft")
-    before = _evaluate(config, model, out / "eval-before") if state.is_main_process else {}
+    before = _evaluate(config, model, out / "eval-before") if accelerator.is_main_process else {}
     if not (out / "grpo" / "model" / "config.json").exists():
         train(dataclasses.replace(config.grpo, model=model, out=str(out / "grpo")))
-    state.wait_for_everyone()
-    if not state.is_main_process:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
         return {}
     after = _evaluate(config, str(out / "grpo" / "model"), out / "eval-after")
     write_curve(out / "grpo" / "log.jsonl", out)
@@ -145,12 +145,8 @@ def write_curve(log_path: Path, out: Path) -> pd.DataFrame:
     keep = [c for c in frame.columns if c == "step" or c.split("/")[0] in ("reward", "task", "memory", "tools", "train")]
     frame = frame[keep]
     frame.to_csv(out / "curve.csv", index=False)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return frame
     panels = [("reward/total", "reward"), ("task/score", "task score"),
               ("tools/Add_memory", "Add_memory per episode"), ("tools/Retrieve_memory", "Retrieve_memory per episode")]
@@ -200,15 +196,12 @@ def report_runs(root: Path) -> pd.DataFrame:
 
 
 def _plot_modes(curves: pd.DataFrame, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for color, (mode, frame) in zip(("C0", "C1", "C2"), curves.groupby("reward_mode"), strict=False):
+    for i, (mode, frame) in enumerate(curves.groupby("reward_mode")):
+        color = f"C{i}"
         for _, seed in frame.groupby("seed"):
             ax.plot(seed["step"], seed["task/score"].rolling(10, min_periods=1).mean(), color=color, alpha=0.3)
         mean = frame.groupby("step")["task/score"].mean().rolling(10, min_periods=1).mean()
@@ -219,3 +212,15 @@ def _plot_modes(curves: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on a file-only backend, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
