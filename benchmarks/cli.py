@@ -86,19 +86,6 @@ def run(
     typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
 
 
-#: Env defaults with ``--model tiny`` (each overridable with --env-arg): a model trained from
-#: scratch on CPU cannot afford the full prompt or long turns of garbage before it learns.
-TINY_ENV_DEFAULTS: dict[str, Any] = {"prompt": "compact", "max_steps_per_turn": 2}
-#: ... and on the Assistant: one fact, one distractor, one question.
-TINY_ASSISTANT: dict[str, Any] = {"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0,
-                                  "num_distractors": 1, "distractor_sentences": 1, "num_queried": 1,
-                                  "tools": ["Add_memory", "Retrieve_memory"]}
-#: Warm-start teacher defaults with ``--model tiny`` (each overridable with --teacher-arg): one
-#: memory per retrieval, and answers that quote the retrieved line, which a tiny model learns to
-#: copy, where picking the value out of it needs more than it learns in minutes.
-TINY_TEACHER: dict[str, Any] = {"top_k": 1, "answer": "quote"}
-
-
 @app.command()
 def train(
     env: Annotated[str, typer.Option(help="Benchmark to train on.")],
@@ -131,7 +118,13 @@ def train(
     try:
         from agemem_gym.training.grpo import GRPOConfig
         from agemem_gym.training.sft import SFTConfig
-        from benchmarks.train_run import TrainRun, run_training
+        from benchmarks.train_run import (
+            TINY_ASSISTANT,
+            TINY_ENV_DEFAULTS,
+            TINY_TEACHER,
+            TrainRun,
+            run_training,
+        )
     except ImportError as e:
         typer.secho(f"error: training needs the [train] extra: pip install 'agemem-gym[train]' ({e})",
                     fg=typer.colors.RED, err=True)

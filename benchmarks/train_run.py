@@ -34,6 +34,17 @@ from benchmarks.runner import RunConfig, run
 #: BPE fitted to the task, started from the usual small init (the plumbing model's 0.2 spreads
 #: its logits but slows learning).
 TINY_MODEL: dict[str, Any] = {"vocab_size": 2048, "num_layers": 3, "initializer_range": 0.02}
+#: Env defaults with ``--model tiny`` (each overridable with --env-arg): a model trained from
+#: scratch on CPU cannot afford the full prompt or long turns of garbage before it learns.
+TINY_ENV_DEFAULTS: dict[str, Any] = {"prompt": "compact", "max_steps_per_turn": 2}
+#: ... and on the Assistant: one fact, one distractor, one question.
+TINY_ASSISTANT: dict[str, Any] = {"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0,
+                                  "num_distractors": 1, "distractor_sentences": 1, "num_queried": 1,
+                                  "tools": ["Add_memory", "Retrieve_memory"]}
+#: Warm-start teacher defaults with ``--model tiny`` (each overridable with --teacher-arg): one
+#: memory per retrieval, and answers that quote the retrieved line, which a tiny model learns to
+#: copy, where picking the value out of it needs more than it learns in minutes.
+TINY_TEACHER: dict[str, Any] = {"top_k": 1, "answer": "quote"}
 
 
 @dataclass
