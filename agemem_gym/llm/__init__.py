@@ -13,6 +13,7 @@ import inspect
 from typing import Any
 
 from agemem_gym.errors import ConfigError, UnknownNameError
+from agemem_gym.llm._threads import THREADS_ENV, set_torch_threads
 from agemem_gym.llm.base import BackendError, Generation, LLMBackend, Usage
 
 #: backend name -> "module:Class"; a new backend is one entry.
@@ -63,7 +64,9 @@ __all__ = [
     "BackendError",
     "Generation",
     "LLMBackend",
+    "THREADS_ENV",
     "Usage",
     "build_tiny_model",
     "make_backend",
+    "set_torch_threads",
 ]

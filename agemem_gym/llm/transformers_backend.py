@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agemem_gym.errors import ConfigError, MissingExtraError
+from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.llm.base import (
     Generation,
     LLMBackend,
@@ -61,6 +62,8 @@ class TransformersBackend(LLMBackend):
         revision: hub revision.
         trust_remote_code: allow the model's own code (hub models only).
         attn_implementation: e.g. ``"sdpa"`` or ``"flash_attention_2"``.
+        threads: torch CPU threads (default: ``$AGEMEM_THREADS``, else the free cores; see
+            :func:`agemem_gym.llm._threads.set_torch_threads`).
 
     Raises:
         MissingExtraError: torch or transformers is not installed.
@@ -91,8 +94,10 @@ class TransformersBackend(LLMBackend):
         revision: str | None = None,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        threads: int | None = None,
     ) -> None:
         torch, transformers = _import_torch_transformers()
+        set_torch_threads(threads)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if tool_role not in ("auto", "native", "user"):
