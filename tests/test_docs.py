@@ -13,7 +13,7 @@ from agemem_gym.errors import MissingExtraError
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Benchmarks whose examples load sample data name it ``DATA``.
-DATA = {f"agemem_gym.tasks.{name}": path for name, path in SAMPLE_DATA.items()}
+DATA = {f"agemem_gym.tasks.{name}.source": path for name, path in SAMPLE_DATA.items()}
 MODULES = sorted(
     [m.name for m in pkgutil.walk_packages(agemem_gym.__path__, "agemem_gym.")]
     + ["agemem_gym", "benchmarks.episode_log", "benchmarks.runner"]

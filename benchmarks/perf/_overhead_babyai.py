@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from _sample_data import sample_data
 
-from agemem_gym.tasks._babyai_text import PRIMITIVE_ACTIONS
-from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks, make_level, reset_level
+from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks
+from agemem_gym.tasks.babyai.engine import make_level, reset_level
+from agemem_gym.tasks.babyai.text import PRIMITIVE_ACTIONS
 
 #: One task each of a one-room, a maze, a multi-room unlock and a corridor level.
 TASKS = (1, 24, 64, 108)

@@ -32,8 +32,8 @@ import numpy as np
 
 from agemem_gym.memory import Encoder, LongTermMemory, make_encoder
 from agemem_gym.memory.ltm import make_chroma_client
-from agemem_gym.tasks._hotpotqa_data import ENV_VAR, HotpotExample, load_examples
-from agemem_gym.tasks._hotpotqa_text import self_contained
+from agemem_gym.tasks.hotpotqa.data import ENV_VAR, HotpotExample, load_examples
+from agemem_gym.tasks.hotpotqa.text import self_contained
 
 
 class BatchedEncoder:

@@ -76,9 +76,9 @@ import numpy as np
 
 from agemem_gym.errors import ConfigError
 from agemem_gym.metrics import best_answer_metrics
-from agemem_gym.tasks import _hotpotqa_text as text
-from agemem_gym.tasks._hotpotqa_data import HotpotExample, load_examples
 from agemem_gym.tasks.base import Fact, TaskInstance, TaskSource
+from agemem_gym.tasks.hotpotqa import text
+from agemem_gym.tasks.hotpotqa.data import HotpotExample, load_examples
 
 __all__ = ["HotpotQATasks"]
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.evaluation import rollout
-from agemem_gym.tasks import _babyai_text
-from agemem_gym.tasks import babyai as babyai_module
-from agemem_gym.tasks._babyai_text import SubgoalTracker, mission_to_goal, parse_action
+from agemem_gym.rollout import rollout
+from agemem_gym.tasks.babyai import source as babyai_module
 from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks
+from agemem_gym.tasks.babyai import text as babyai_text
+from agemem_gym.tasks.babyai.text import SubgoalTracker, mission_to_goal, parse_action
 
 DATA_DIR = SAMPLE_DATA["babyai"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="BabyAI data folder not found")
@@ -60,7 +60,7 @@ def _run_random(engine, task, seed: int, steps: int = 64) -> tuple[bool, float]:
     engine.reset(task)
     result = None
     for _ in range(steps):
-        result = engine.step(_babyai_text.PRIMITIVE_ACTIONS[int(rng.integers(6))])
+        result = engine.step(babyai_text.PRIMITIVE_ACTIONS[int(rng.integers(6))])
         if result.done:
             break
     return bool(result and result.success), result.progress if result else 0.0
@@ -68,7 +68,7 @@ def _run_random(engine, task, seed: int, steps: int = 64) -> tuple[bool, float]:
 
 # -- text -------------------------------------------------------------------------------------
 def test_parse_action_accepts_the_six_actions_meta_and_synonyms() -> None:
-    for action in _babyai_text.PRIMITIVE_ACTIONS:
+    for action in babyai_text.PRIMITIVE_ACTIONS:
         assert parse_action(action) == action
         assert parse_action(f' "{action.upper()}." ') == action
     assert parse_action("Check available actions") == "check valid actions"
@@ -112,7 +112,7 @@ def test_subgoal_pattern_pieces_must_share_one_sentence() -> None:
 
 
 def test_text_module_doctests() -> None:
-    result = doctest.testmod(_babyai_text)
+    result = doctest.testmod(babyai_text)
     assert result.attempted >= 4 and result.failed == 0
 
 
@@ -256,7 +256,7 @@ def test_same_actions_give_the_same_trajectory(source: BabyAITasks, engine) -> N
         rng = np.random.default_rng(7)
         runs.append(
             [
-                engine.step(_babyai_text.PRIMITIVE_ACTIONS[int(rng.integers(6))]).observation
+                engine.step(babyai_text.PRIMITIVE_ACTIONS[int(rng.integers(6))]).observation
                 for _ in range(30)
             ]
         )

@@ -16,12 +16,12 @@ import pytest
 from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.evaluation import rollout
-from agemem_gym.tasks import alfworld as alfworld_module
-from agemem_gym.tasks._alfworld_engine import ALFWorldEngine, normalize_action
-from agemem_gym.tasks._alfworld_game import base_type, display_names, parse_game_dir
-from agemem_gym.tasks._alfworld_progress import MilestoneTracker, milestones
+from agemem_gym.rollout import rollout
+from agemem_gym.tasks.alfworld import source as alfworld_module
 from agemem_gym.tasks.alfworld import ALFWorldTasks
+from agemem_gym.tasks.alfworld.engine import ALFWorldEngine, normalize_action
+from agemem_gym.tasks.alfworld.game import base_type, display_names, parse_game_dir
+from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
 
 #: The 134 unseen games (``../shared/data/alfworld``; AGEMEM_SHARED_DATA moves it).
 DATA_DIR = SAMPLE_DATA["alfworld"]
@@ -317,10 +317,10 @@ def test_importing_the_engine_creates_no_cache_directory(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if k != "ALFWORLD_DATA"}
     env["HOME"] = str(tmp_path)
     code = (
-        "import os, sys; from agemem_gym.tasks._alfworld_engine import _load_packages; "
+        "import os, sys; from agemem_gym.tasks.alfworld.engine import _load_packages; "
         f"_load_packages({str(DATA_DIR)!r}); assert 'ALFWORLD_DATA' not in os.environ"
     )
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agemem_gym.errors import MissingExtraError
-from agemem_gym.tasks._alfworld_progress import MilestoneTracker, milestones
+from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 
 #: The meta action that lists the admissible commands (it uses a step, changes nothing).

@@ -78,11 +78,11 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import DataNotFoundError
-from agemem_gym.tasks._pddl_engine import PDDLEngine
-from agemem_gym.tasks._pddl_logic import Atom
-from agemem_gym.tasks._pddl_planner import default_cache_dir, find_plan
-from agemem_gym.tasks._pddl_stages import ProblemFacts, build_stages
 from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.pddl.engine import PDDLEngine
+from agemem_gym.tasks.pddl.logic import Atom
+from agemem_gym.tasks.pddl.planner import default_cache_dir, find_plan
+from agemem_gym.tasks.pddl.stages import ProblemFacts, build_stages
 
 DATA_ENV_VAR = "AGEMEM_PDDL_DATA"
 DOMAINS = ("gripper", "blockworld", "barman", "tyreworld")

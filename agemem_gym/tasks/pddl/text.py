@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from agemem_gym.tasks._pddl_logic import Atom, Operator
+from agemem_gym.tasks.pddl.logic import Atom, Operator
 
 #: (predicate, arity) -> sentence template; predicates not listed use a generic sentence.
 TEMPLATES: dict[tuple[str, int], str] = {

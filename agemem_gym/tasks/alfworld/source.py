@@ -44,7 +44,7 @@ Action:
 Reward/metrics:
     ``success`` when the game is won. ``progress``: the fraction of the task family's ordered
     milestones reached (take the object; reach the appliance holding it; change its state;
-    reach a destination holding it; place it; see :mod:`agemem_gym.tasks._alfworld_progress`),
+    reach a destination holding it; place it; see :mod:`agemem_gym.tasks.alfworld.progress`),
     never decreasing, 1.0 on a win. ALFWorld labels for progress are not used (they are not
     available), so progress rates are not comparable with AgentBoard's. The task metric is
     success.
@@ -72,10 +72,10 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.tasks._alfworld_engine import ALFWorldEngine
-from agemem_gym.tasks._alfworld_game import GameSpec, load_game
-from agemem_gym.tasks._alfworld_progress import milestones
-from agemem_gym.tasks._alfworld_stages import build_distractors, build_stage1, supporting
+from agemem_gym.tasks.alfworld.engine import ALFWorldEngine
+from agemem_gym.tasks.alfworld.game import GameSpec, load_game
+from agemem_gym.tasks.alfworld.progress import milestones
+from agemem_gym.tasks.alfworld.stages import build_distractors, build_stage1, supporting
 from agemem_gym.tasks.base import Engine, TaskInstance, TaskSource
 
 _UNSOLVABLE = re.compile(r'"solvable"\s*:\s*false')

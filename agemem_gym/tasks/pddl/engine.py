@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from agemem_gym.errors import MissingExtraError
-from agemem_gym.tasks._pddl_logic import Atom, GroundModel, literal_atom
-from agemem_gym.tasks._pddl_planner import PlannerError, find_plan
-from agemem_gym.tasks._pddl_text import action_help, action_text, parse_action, sentence, sentences
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
+from agemem_gym.tasks.pddl.logic import Atom, GroundModel, literal_atom
+from agemem_gym.tasks.pddl.planner import PlannerError, find_plan
+from agemem_gym.tasks.pddl.text import action_help, action_text, parse_action, sentence, sentences
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ import pytest
 from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import DataNotFoundError, MissingExtraError
-from agemem_gym.tasks import pddl as pddl_module
-from agemem_gym.tasks._pddl_logic import Operator
-from agemem_gym.tasks._pddl_text import ParsedAction, parse_action, sentence
+from agemem_gym.tasks.pddl import source as pddl_module
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.pddl import DATA_ENV_VAR, PDDLTasks
+from agemem_gym.tasks.pddl.logic import Operator
+from agemem_gym.tasks.pddl.text import ParsedAction, parse_action, sentence
 
 DATA_DIR = SAMPLE_DATA["pddl"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="PDDL data folder not found")
@@ -122,15 +122,16 @@ def test_rows_map_to_problem_files_in_sorted_order() -> None:
 def test_missing_engine_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from agemem_gym.tasks import _pddl_engine, _pddl_planner
+    from agemem_gym.tasks.pddl import engine as pddl_engine
+    from agemem_gym.tasks.pddl import planner as pddl_planner
 
     want = "needs the optional extra [pddl]: pip install 'agemem-gym[pddl]'"
     monkeypatch.setitem(sys.modules, "pddlgym", None)
     with pytest.raises(MissingExtraError, match=re.escape("the PDDL benchmark (pddlgym) " + want)):
-        _pddl_engine.import_pddlgym()
-    monkeypatch.setattr(_pddl_planner.importlib.util, "find_spec", lambda name: None)
+        pddl_engine.import_pddlgym()
+    monkeypatch.setattr(pddl_planner.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingExtraError, match=re.escape("expert plans (pyperplan) " + want)):
-        _pddl_planner.find_plan(Path("d.pddl"), Path("p.pddl"))
+        pddl_planner.find_plan(Path("d.pddl"), Path("p.pddl"))
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_expert_replans_after_a_detour(source: PDDLTasks, engine) -> None:
 @pytest.mark.engine
 def test_dead_end_ends_the_episode(tmp_path: Path, cache_dir: Path) -> None:
     pytest.importorskip("pddlgym")
-    from agemem_gym.tasks._pddl_engine import PDDLEngine
+    from agemem_gym.tasks.pddl.engine import PDDLEngine
 
     (tmp_path / "trap").mkdir()
     (tmp_path / "trap.pddl").write_text(TRAP_DOMAIN)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agemem_gym.tasks._alfworld_game import base_type
+from agemem_gym.tasks.alfworld.game import base_type
 
 _APPLIANCE = {
     "clean": ("sinkbasin", "bathtubbasin"),

@@ -100,7 +100,8 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.tasks._sciworld_engine import (
+from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.sciworld.engine import (
     AGENTBOARD_MAX_STEPS,
     AGENTBOARD_SIMPLIFICATION,
     CHECK_VALID_ACTIONS,
@@ -109,9 +110,8 @@ from agemem_gym.tasks._sciworld_engine import (
     check_simplification,
     trace_gold_path,
 )
-from agemem_gym.tasks._sciworld_jvm import DEFAULT_JAVA_OPTIONS, JavaServer
-from agemem_gym.tasks._sciworld_stages import build_distractors, build_stage1, key_items, read_trace
-from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.sciworld.jvm import DEFAULT_JAVA_OPTIONS, JavaServer
+from agemem_gym.tasks.sciworld.stages import build_distractors, build_stage1, key_items, read_trace
 
 DATA_ENV_VAR = "AGEMEM_SCIWORLD_DATA"
 DATA_FILE = "test.jsonl"

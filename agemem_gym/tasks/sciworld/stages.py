@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agemem_gym.tasks._sciworld_engine import GoldTrace
 from agemem_gym.tasks.base import Fact
+from agemem_gym.tasks.sciworld.engine import GoldTrace
 
 #: The rooms of the ScienceWorld house.
 ROOMS: tuple[str, ...] = (

@@ -14,10 +14,11 @@ from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
 from agemem_gym.metrics import normalize_answer
-from agemem_gym.tasks import _hotpotqa_data, _hotpotqa_text
-from agemem_gym.tasks import hotpotqa as hotpotqa_module
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.hotpotqa import HotpotQATasks
+from agemem_gym.tasks.hotpotqa import data as hotpotqa_data
+from agemem_gym.tasks.hotpotqa import source as hotpotqa_module
+from agemem_gym.tasks.hotpotqa import text as hotpotqa_text
 
 DATA_DIR = SAMPLE_DATA["hotpotqa"].parent
 DEV_FILE = DATA_DIR / "hotpot_dev_distractor_v1_first103.json"
@@ -70,7 +71,7 @@ def replay_oracle(task: TaskInstance) -> list[str]:
 
 
 def test_doctests() -> None:
-    for module in (hotpotqa_module, _hotpotqa_text):
+    for module in (hotpotqa_module, hotpotqa_text):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
 
@@ -151,7 +152,7 @@ def test_distractors_come_from_the_examples_own_distractor_paragraphs(dev: Hotpo
     example = dev.examples[0]
     gold_titles = {t for t, _ in example.supporting_facts}
     others = [
-        _hotpotqa_text.self_contained(t, s)
+        hotpotqa_text.self_contained(t, s)
         for t, sents in example.context
         if t not in gold_titles
         for s in sents
@@ -328,7 +329,7 @@ def test_hub_without_datasets_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("AGEMEM_HOTPOTQA_DATA", raising=False)
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'agemem-gym\[hotpotqa\]'"):
-        _hotpotqa_data.load_examples(None, "validation")
+        hotpotqa_data.load_examples(None, "validation")
 
 
 # ------------------------------------------------------------------ text helpers
@@ -351,22 +352,22 @@ def test_hub_without_datasets_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     ],
 )
 def test_key_items(question: str, items: tuple[str, ...]) -> None:
-    assert _hotpotqa_text.key_items(question) == items
+    assert hotpotqa_text.key_items(question) == items
 
 
 def test_corrupt_number_keeps_title_numbers_and_prefers_the_answer() -> None:
     rng = np.random.default_rng(0)
     sentence = "Kiss and Tell is a 1945 film starring then 17-year-old Shirley Temple."
-    result = _hotpotqa_text.corrupt_number(sentence, "Kiss and Tell (1945 film)", "", rng)
+    result = hotpotqa_text.corrupt_number(sentence, "Kiss and Tell (1945 film)", "", rng)
     assert result is not None
     wrong, value, original = result
     assert original == "17" and value != "17" and wrong == sentence.replace("17", value)
     ferguson = "He managed Manchester United from 1986 to 2013, born 1941."
-    result = _hotpotqa_text.corrupt_number(ferguson, "Alex Ferguson", "from 1986 to 2013", rng)
+    result = hotpotqa_text.corrupt_number(ferguson, "Alex Ferguson", "from 1986 to 2013", rng)
     assert result is not None
     _, value, original = result
     assert original in ("1986", "2013") and value not in ferguson
-    assert _hotpotqa_text.corrupt_number("No numbers here.", "T", "", rng) is None
+    assert hotpotqa_text.corrupt_number("No numbers here.", "T", "", rng) is None
 
 
 # ------------------------------------------------------------------ in the env
@@ -416,7 +417,7 @@ def _no_tool_guess(query: str, observation: tuple[dict[str, str], ...]) -> str:
     context = " ".join(
         m["content"] for m in observation if m["role"] == "user" and m["content"] != query
     )
-    names = [s for s in _hotpotqa_text._capitalised_spans(context) if s not in query]
+    names = [s for s in hotpotqa_text._capitalised_spans(context) if s not in query]
     return names[0] if names else "unknown"
 
 

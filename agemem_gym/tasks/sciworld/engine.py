@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agemem_gym.errors import ConfigError
-from agemem_gym.tasks._sciworld_jvm import DEFAULT_JAVA_OPTIONS, JavaServer
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
+from agemem_gym.tasks.sciworld.jvm import DEFAULT_JAVA_OPTIONS, JavaServer
 
 #: The simplifications ScienceWorld knows ("easy" turns on all of the others).
 SIMPLIFICATIONS: tuple[str, ...] = (

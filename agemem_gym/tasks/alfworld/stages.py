@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from agemem_gym.tasks._alfworld_game import GameSpec, base_type
+from agemem_gym.tasks.alfworld.game import GameSpec, base_type
 from agemem_gym.tasks.base import Fact
 
 #: Receptacle types one puts things *in*; everything else is *on*.

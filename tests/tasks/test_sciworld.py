@@ -16,13 +16,13 @@ import pytest
 from conftest import SAMPLE_DATA
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.tasks import sciworld as sciworld_module
-from agemem_gym.tasks._sciworld_engine import GoldStep, GoldTrace, normalize_action
-from agemem_gym.tasks._sciworld_stages import build_stage1, read_trace, visible_items
+from agemem_gym.tasks.sciworld import source as sciworld_module
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.sciworld import DATA_ENV_VAR, SciWorldTasks, load_records
+from agemem_gym.tasks.sciworld.engine import GoldStep, GoldTrace, normalize_action
+from agemem_gym.tasks.sciworld.stages import build_stage1, read_trace, visible_items
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = SAMPLE_DATA["sciworld"]
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason="ScienceWorld data not found")
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")

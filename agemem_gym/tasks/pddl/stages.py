@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agemem_gym.tasks._pddl_logic import Atom
-from agemem_gym.tasks._pddl_text import sentence
 from agemem_gym.tasks.base import Fact, FactOp
+from agemem_gym.tasks.pddl.logic import Atom
+from agemem_gym.tasks.pddl.text import sentence
 
 
 @dataclass(frozen=True)

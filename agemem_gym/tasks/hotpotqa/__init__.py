@@ -1,0 +1,6 @@
+"""HotpotQA (distractor setting): ``source`` (the task source and its stage plan), ``data``
+(loading files or the hub), ``text`` (wording and answer-aware rewrites)."""
+
+from agemem_gym.tasks.hotpotqa.source import HotpotQATasks
+
+__all__ = ["HotpotQATasks"]
