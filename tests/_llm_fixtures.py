@@ -80,7 +80,9 @@ class ScriptedServer:
 
     Each request takes the next action of ``script`` (the last one repeats): ``"ok"`` answers a
     completion, ``"stall"`` sleeps ``stall_s`` before answering, an int answers that HTTP status,
-    ``"400-tool"`` answers 400 when a message has role ``tool``, else ``"ok"``.
+    ``"400-tool"`` answers 400 when a message has role ``tool``, else ``"ok"``. Like real
+    servers it serves only ``POST /v1/chat/completions``: any other path gets 404 ``Not Found``
+    without taking an action (the paths asked for are in ``paths``).
     """
 
     def __init__(self, script: list[Any], *, stall_s: float = 2.0, delay_s: float = 0.0):
@@ -89,6 +91,7 @@ class ScriptedServer:
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.reply: dict[str, Any] = {"text": "hello", "finish_reason": "length"}
@@ -140,6 +143,11 @@ class ScriptedServer:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server._lock:
+                    server.paths.append(self.path)
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"detail": "Not Found"})
+                    return
                 action = server._next_action(body, dict(self.headers))
                 try:
                     self._answer(action, body)
@@ -157,13 +165,16 @@ class ScriptedServer:
                     roles = {m["role"] for m in body["messages"]}
                     action = 400 if "tool" in roles else "ok"
                 if isinstance(action, int):
-                    payload = json.dumps({"error": f"scripted {action}"}).encode()
-                    self.send_response(action)
-                    if action == 429:
-                        self.send_header("Retry-After", "0.2")
+                    headers = {"Retry-After": "0.2"} if action == 429 else {}
+                    self._send(action, {"error": f"scripted {action}"}, headers)
                 else:
-                    payload = json.dumps(server._completion(body)).encode()
-                    self.send_response(200)
+                    self._send(200, server._completion(body))
+
+            def _send(self, status: int, reply: Any, headers: dict[str, str] | None = None) -> None:
+                payload = json.dumps(reply).encode()
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

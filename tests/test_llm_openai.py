@@ -76,6 +76,31 @@ def test_client_error_is_not_retried():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/", "/v1/chat/completions"])
+def test_base_url_with_or_without_v1_reaches_the_endpoint(suffix):
+    with ScriptedServer(["ok"]) as server:
+        address = server.url.removesuffix("/v1")
+        with make_backend("openai", "m", base_url=address + suffix, **FAST) as llm:
+            [g] = llm.generate([USER])
+        assert llm.base_url == server.url
+    assert g.text == "hello" and server.paths == ["/v1/chat/completions"]
+
+
+def test_wrong_api_root_says_what_to_pass():
+    with ScriptedServer(["ok"]) as server:
+        wrong = server.url.removesuffix("/v1") + "/api"
+        with (
+            make_backend("openai", "m", base_url=wrong, **FAST) as llm,
+            pytest.raises(BackendError) as err,
+        ):
+            llm.generate([USER])
+    assert server.paths == ["/api/chat/completions"]  # a 404 is not retried
+    message = str(err.value)
+    assert f"{wrong}/chat/completions (model 'm'), request 0: HTTP 404" in message
+    assert "as base_url (--base-url) the API root that holds /chat/completions" in message
+    assert "e.g. http://127.0.0.1:8000/v1" in message
+
+
 def test_stalling_server_times_out_in_bounded_time():
     with (
         ScriptedServer(["stall"], stall_s=3.0) as server,
@@ -218,7 +243,9 @@ def test_real_server_matches_transformers_backend(tmp_path_factory):
     stop = [expected[0].text[6:9]]
     expected_stop = local.generate(prompts[:1], max_new_tokens=24, stop=stop)[0]
     with transformers_serve(path) as url:
-        llm = make_backend("openai", str(path), base_url=url, max_concurrency=2)
+        # the server's bare address, as users type it: the backend adds /v1
+        llm = make_backend("openai", str(path), base_url=url.removesuffix("/v1"), max_concurrency=2)
+        assert llm.base_url == url
         got = llm.generate(prompts, max_new_tokens=24)
         got_stop = llm.generate(prompts[:1], max_new_tokens=24, stop=stop)[0]
         assert llm.count_tokens("<answer>Lyon</answer>") == local.count_tokens(

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from agemem_gym.errors import ConfigError, MissingExtraError
 from agemem_gym.llm.base import (
@@ -57,8 +58,10 @@ class OpenAIBackend(LLMBackend):
 
     Args:
         model: the model name the server knows (for ``transformers serve``: its folder or id).
-        base_url: the API root, ending in ``/v1``; default ``$OPENAI_BASE_URL`` or
-            ``http://127.0.0.1:8000/v1``.
+        base_url: the API root that holds ``/chat/completions``; default ``$OPENAI_BASE_URL``
+            or ``http://127.0.0.1:8000/v1``. A bare server address gets ``/v1`` (``http://
+            127.0.0.1:8000`` is ``http://127.0.0.1:8000/v1``) and a pasted endpoint loses its
+            ``/chat/completions`` (see :func:`api_root`).
         api_key: the key; default read from the environment variable ``api_key_env``. No key
             sends no ``Authorization`` header (local servers need none).
         api_key_env: the environment variable holding the key.
@@ -110,9 +113,7 @@ class OpenAIBackend(LLMBackend):
         if tool_role not in ("auto", "native", "user"):
             raise ConfigError(f"tool_role must be 'auto', 'native' or 'user', got {tool_role!r}")
         self.model_name = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
+        self.base_url = api_root(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -188,6 +189,8 @@ class OpenAIBackend(LLMBackend):
             logger.info("%s rejected role 'tool'; sending tool messages as user", self.base_url)
             self._tool_role = "user"
             status, data = self._post(index, tool_as_user(messages), settings)
+        if status == 404:
+            raise self._error(index, f"HTTP 404: {str(data)[:500]}; {_NOT_FOUND_HINT}")
         if status >= 400:
             raise self._error(index, f"HTTP {status}: {str(data)[:500]}")
         return self._parse(index, data, stop, want_logprobs, time.perf_counter() - began)
@@ -296,6 +299,31 @@ class OpenAIBackend(LLMBackend):
         """Stop the thread pool and close the connections."""
         self._pool.shutdown(wait=True)
         self._client.close()
+
+
+_NOT_FOUND_HINT = (
+    "the server has no such endpoint or model: pass the model name it serves, and as base_url "
+    "(--base-url) the API root that holds /chat/completions, e.g. http://127.0.0.1:8000/v1 for "
+    "vLLM, SGLang and `transformers serve`, http://127.0.0.1:11434/v1 for Ollama"
+)
+
+
+def api_root(base_url: str) -> str:
+    """The API root that request paths (``/chat/completions``) hang from.
+
+    A bare server address gets the usual ``/v1``; a pasted endpoint URL loses its
+    ``/chat/completions``; any other path is kept as given (hosted APIs have their own).
+
+    >>> api_root("http://127.0.0.1:8000"), api_root("http://127.0.0.1:8000/v1/")
+    ('http://127.0.0.1:8000/v1', 'http://127.0.0.1:8000/v1')
+    >>> api_root("http://h:8000/v1/chat/completions"), api_root("https://openrouter.ai/api/v1")
+    ('http://h:8000/v1', 'https://openrouter.ai/api/v1')
+    """
+    url = base_url.strip().rstrip("/")
+    url = url.removesuffix("/chat/completions")
+    if urlsplit(url).path in ("", "/"):
+        url += "/v1"
+    return url
 
 
 def _body(response: Any) -> Any:
