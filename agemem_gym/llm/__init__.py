@@ -28,7 +28,9 @@ def make_backend(name: str, model: str, **options: Any) -> LLMBackend:
 
     Args:
         name: a key of :data:`BACKENDS`.
-        model: what the backend loads or asks for (a folder, a hub id, a served model name).
+        model: what the backend loads or asks for (a folder, a hub id, a served model name),
+            or a named model (:data:`~agemem_gym.llm.models.NAMED_MODELS`, e.g.
+            ``"smollm2-135m"``), which stands for its folder, built on first use.
         **options: the backend class's keyword options (``device=``, ``base_url=``, ...).
 
     Returns:
@@ -38,9 +40,13 @@ def make_backend(name: str, model: str, **options: Any) -> LLMBackend:
         UnknownNameError: ``name`` is not registered.
         MissingExtraError: the backend's packages are not installed.
         ConfigError: the options are invalid.
+        ModelFetchError: a named model's weights cannot be fetched or converted.
     """
     if name not in BACKENDS:
         raise UnknownNameError("LLM backend", name, BACKENDS)
+    from agemem_gym.llm.models import resolve_model
+
+    model = resolve_model(model)
     module_name, class_name = BACKENDS[name].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     try:
