@@ -39,3 +39,18 @@ class DataNotFoundError(AgeMemError, FileNotFoundError):
 
 class ConfigError(AgeMemError, ValueError):
     """An invalid combination of settings."""
+
+
+class StoreUnavailableError(AgeMemError, ConnectionError):
+    """The memory store (a Chroma server) is down, not answering, or went away."""
+
+    def __init__(self, location: str, operation: str, seconds: float, tries: int,
+                 cause: BaseException | None = None):
+        self.location, self.operation, self.seconds, self.tries = location, operation, seconds, tries
+        reason = f"{type(cause).__name__}: {cause}" if cause is not None else "no answer"
+        super().__init__(
+            f"the memory store at {location} did not answer {operation} ({tries} "
+            f"{'try' if tries == 1 else 'tries'} in {seconds:.1f} s; {reason}). Check that the "
+            "Chroma server is running and reachable, or raise store_timeout / store_retries; "
+            "finished episodes are kept, so rerunning the same command resumes"
+        )

@@ -8,6 +8,8 @@ failed :class:`ToolResult` whose text says what was wrong.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +17,14 @@ import numpy as np
 
 from agemem_gym.memory.context import Context
 from agemem_gym.memory.encoders import Encoder
-from agemem_gym.memory.ltm import LongTermMemory, MemoryNotFoundError
+from agemem_gym.memory.ltm import (
+    LongTermMemory,
+    MemoryInputError,
+    MemoryNotFoundError,
+    check_metadata_key,
+)
 from agemem_gym.memory.summarizers import Summarizer
-from agemem_gym.protocol import ToolCall
+from agemem_gym.protocol import ToolCall, find_invalid_text
 
 LTM_TOOLS = ("Add_memory", "Update_memory", "Delete_memory")
 STM_TOOLS = ("Retrieve_memory", "Summary_context", "Filter_context")
@@ -180,8 +187,41 @@ def check_arguments(name: str, arguments: dict[str, Any], max_text_chars: int) -
             )
         if p.required and isinstance(value, str) and not value.strip():
             raise ToolError(f"{name} argument {p.name!r} is empty")
+        if p.type == "object":
+            _check_object(name, p.name, value, max_text_chars)
+        elif isinstance(value, str) and find_invalid_text(value) is not None:
+            raise ToolError(f"{name} argument {p.name!r} holds an unpaired surrogate; "
+                            "write valid Unicode text")
         out[p.name] = value
     return out
+
+
+def _check_object(name: str, param: str, value: dict[str, Any], max_text_chars: int) -> None:
+    """Metadata and filters: keys the store accepts, valid text, bounded size."""
+    where = find_invalid_text(value, param)
+    if where is not None:
+        raise ToolError(f"{name} argument {param!r} holds an unpaired surrogate in {where}; "
+                        "write valid Unicode text")
+    try:
+        size = len(json.dumps(value, default=str))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ToolError(f"{name} argument {param!r} is not plain JSON data") from e
+    if size > max_text_chars:
+        raise ToolError(f"{name} argument {param!r} is {size:,} characters as JSON; the limit "
+                        f"is {max_text_chars:,}")
+    if param == "metadata":
+        for key in value:
+            try:
+                check_metadata_key(key)
+            except MemoryInputError as e:
+                raise ToolError(f"{name} argument 'metadata': {e}") from e
+
+
+def _store_refusals() -> tuple[type[BaseException], ...]:
+    """Errors with which chromadb refuses a request (not an outage: that propagates)."""
+    from chromadb.errors import ChromaError
+
+    return (ValueError, TypeError, ChromaError)
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -231,10 +271,11 @@ class ToolBox:
         try:
             args = check_arguments(call.name, call.arguments, self.max_text_chars)
             return getattr(self, f"_{call.name.lower()}")(args, metadata or {})
-        except (ToolError, MemoryNotFoundError) as e:
-            return ToolResult(call.name, False, f"{call.name} failed: {e}")
-        except ValueError as e:  # e.g. a metadata filter the store cannot express
+        except (ToolError, MemoryNotFoundError, MemoryInputError) as e:
             return ToolResult(call.name, False, f"{call.name} failed: {_short(str(e), 300)}")
+        except _store_refusals() as e:  # the store refused the request itself
+            return ToolResult(call.name, False, f"{call.name} failed: the memory store refused "
+                              f"it ({_short(str(e), 300)})")
 
     # -- LTM ---------------------------------------------------------------------------------
     def _add_memory(self, args: dict[str, Any], extra: dict[str, Any]) -> ToolResult:
@@ -267,13 +308,14 @@ class ToolBox:
         lines = [f"[{e.id}] {e.content} (similarity {e.score:.2f})" for e in found]
         text = f"Found {len(found)} memories:\n" + "\n".join(lines)
         return ToolResult("Retrieve_memory", True, text,
-                          {"ids": [e.id for e in found], "contents": [e.content for e in found]})
+                          {"ids": [e.id for e in found], "contents": [e.content for e in found],
+                           "scores": [round(float(e.score or 0.0), 4) for e in found]})
 
     def _summary_context(self, args: dict[str, Any], extra: dict[str, Any]) -> ToolResult:
         span = args["span"].strip().lower()
         if span in ("all", "full"):
             messages = self.context.conversation()
-        elif span.isdigit() and int(span) > 0:
+        elif re.fullmatch(r"[0-9]{1,9}", span) and int(span) > 0:
             messages = self.context.last(int(span))
         else:
             raise ToolError(f"span must be \"all\" or a positive number of messages like \"4\", "

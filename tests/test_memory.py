@@ -173,3 +173,72 @@ def test_clearing_memory_every_episode_forgets_everything_and_does_not_pile_up_m
         ltm.retrieve("dog", 1)
     assert _rss_mb() - before < 200
     ltm.close()
+
+
+def test_ltm_stores_what_chromadb_cannot_hold_as_text_and_refuses_reserved_keys():
+    from agemem_gym.memory.ltm import MemoryInputError
+
+    ltm = LongTermMemory(namespace="odd")
+    mem_id = ltm.add("bad \ud800 text", {"big": 2**70, "nan": float("nan"), "nested": {"a": [1]}},
+                     memory_type="\udfff")
+    entry = ltm.get(mem_id)
+    assert entry.content == "bad \ufffd text"
+    assert [e.id for e in ltm.retrieve("bad text", 1)] == [mem_id]
+    for key in ("", "$and", "#document", "chroma:document", 5):
+        with pytest.raises(MemoryInputError):
+            ltm.add("x", {key: 1})
+    assert len(ltm) == 1  # a refused add spends no id and stores nothing
+    ltm.close()
+
+
+def test_equal_scores_come_back_in_insertion_order_on_fresh_and_reused_memory():
+    texts = ["The user likes green tea."] * 6  # one embedding: every score ties
+
+    def ids_for(ltm):
+        for t in texts:
+            ltm.add(t)
+        return [e.id for e in ltm.retrieve("green tea", top_k=4)]
+
+    fresh = LongTermMemory(namespace="tie")
+    first = ids_for(fresh)
+    assert len({e.score for e in fresh.retrieve("green tea", top_k=6)}) == 1
+    assert first == [e.id for e in fresh.entries()[:4]]
+    reused = LongTermMemory(namespace="other")
+    ids_for(reused)
+    for _ in range(3):
+        reused.clear("tie")
+        assert ids_for(reused) == first
+    fresh.close()
+    reused.close()
+
+
+def test_ltm_pickles_and_deep_copies_into_a_collection_of_its_own():
+    import copy
+    import pickle
+
+    ltm = LongTermMemory(namespace="copy")
+    kept = ltm.add("The user's dog is named Mochi.", {"topic": "pets"})
+    for clone in (pickle.loads(pickle.dumps(ltm)), copy.deepcopy(ltm)):
+        assert [e.content for e in clone.retrieve("dog name", 1)] == ["The user's dog is named Mochi."]
+        clone.add("Only in the copy.")
+        assert len(clone) == 2 and len(ltm) == 1
+        assert clone.add("next") != kept
+        clone.close()
+    assert [e.id for e in ltm.retrieve("only in the copy", 3)] == [kept]
+    ltm.close()
+
+
+def test_closed_memories_give_their_emptied_collection_to_the_next_one():
+    from agemem_gym.memory.store import StoreSettings, shared_store
+
+    store = shared_store(StoreSettings())
+    first = LongTermMemory(namespace="a")
+    first.add("secret of episode a")
+    first.close()
+    pooled = store.pooled
+    assert pooled >= 1
+    second = LongTermMemory(namespace="b")
+    assert store.pooled == pooled - 1
+    assert second.retrieve("secret", 3) == []  # an emptied collection: nothing leaks across
+    assert second._collection.count() == 0
+    second.close()

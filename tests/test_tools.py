@@ -123,3 +123,70 @@ def test_summary_spans(box):
     assert everything.data["removed"] == ["m2", "m3", last_two.data["summary_id"]]
     numeric = call(box, "Summary_context", span=1)  # a number is accepted as a count
     assert numeric.ok
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"content": "a", "metadata": {"": 1}},
+         "Add_memory failed: Add_memory argument 'metadata': a metadata key is empty; use a word "
+         'such as "topic"'),
+        ({"content": "a", "metadata": {"$and": 1}},
+         "Add_memory failed: Add_memory argument 'metadata': the metadata key '$and' is reserved "
+         "(keys may not start with $, #, chroma:); rename it"),
+        ({"content": "a", "metadata": {"chroma:document": "x"}},
+         "Add_memory failed: Add_memory argument 'metadata': the metadata key 'chroma:document' "
+         "is reserved (keys may not start with $, #, chroma:); rename it"),
+        ({"content": "a", "metadata": {"topic": "\ud800"}},
+         "Add_memory failed: Add_memory argument 'metadata' holds an unpaired surrogate in "
+         "metadata.topic; write valid Unicode text"),
+        ({"content": "a", "memory_type": "\ud800"},
+         "Add_memory failed: Add_memory argument 'memory_type' holds an unpaired surrogate; "
+         "write valid Unicode text"),
+        ({"content": "a", "metadata": {"blob": "x" * 5000}},
+         "Add_memory failed: Add_memory argument 'metadata' is 5,012 characters as JSON; the "
+         "limit is 4,000"),
+    ],
+)
+def test_metadata_the_store_cannot_take_is_refused_with_a_reason(box, arguments, message):
+    result = call(box, "Add_memory", **arguments)
+    assert (result.ok, result.text) == (False, message)
+    assert len(box.ltm) == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata_filter", "message"),
+    [
+        ({"$and": 1}, "metadata_filter.$and must be a non-empty list of filters, got 1"),
+        ({"": 1}, 'a metadata key is empty; use a word such as "topic"'),
+        ({"topic": {"$foo": 1}}, "metadata_filter.topic: unknown operator '$foo'; use one of "
+         "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin"),
+        ({"year": {"$gt": "x"}}, "metadata_filter.year: $gt needs a number, got 'x'"),
+        ({"topic": {"$in": []}}, "metadata_filter.topic: $in needs a non-empty list of values of "
+         "one type, got []"),
+        ({"topic": {"$eq": 1, "$ne": 2}}, "metadata_filter.topic must have exactly one operator, "
+         "got {'$eq': 1, '$ne': 2}"),
+    ],
+)
+def test_bad_filters_are_refused_even_on_an_empty_memory(box, metadata_filter, message):
+    result = call(box, "Retrieve_memory", query="x", metadata_filter=metadata_filter)
+    assert (result.ok, result.text) == (False, f"Retrieve_memory failed: {message}")
+
+
+def test_filter_operators_and_json_valued_metadata_work(box):
+    call(box, "Add_memory", content="Trip to Kyoto.", metadata={"year": 2019, "tags": ["travel"]})
+    call(box, "Add_memory", content="Trip to Lima.", metadata={"year": 2023, "tags": ["travel"]})
+    recent = call(box, "Retrieve_memory", query="trip", metadata_filter={"year": {"$gte": 2020}})
+    assert recent.data["contents"] == ["Trip to Lima."]
+    either = call(box, "Retrieve_memory", query="trip",
+                  metadata_filter={"$or": [{"year": 2019}, {"year": {"$in": [2023]}}]})
+    assert sorted(either.data["contents"]) == ["Trip to Kyoto.", "Trip to Lima."]
+    tagged = call(box, "Retrieve_memory", query="trip", metadata_filter={"tags": ["travel"]})
+    assert len(tagged.data["ids"]) == 2
+
+
+def test_a_span_of_unicode_digits_is_refused_not_crashed(box):
+    box.context.append("user", "hello")
+    result = call(box, "Summary_context", span="²")
+    assert result.text == ('Summary_context failed: span must be "all" or a positive number of '
+                           "messages like \"4\", got '²'")
