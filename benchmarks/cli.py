@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +25,42 @@ def _parse_options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
     return options
 
 
+_THREADS_HELP = ("torch CPU threads for local models (default: $AGEMEM_THREADS, else $OMP_NUM_THREADS, "
+                 "else the cores not already busy; extra threads on busy cores slow a model down "
+                 "several times).")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
+
+
+def _interrupted(what: str) -> typer.Exit:
+    """Ctrl-C: say what is kept and how to go on; exit 130 like a shell."""
+    command = shlex.join(["agemem-bench", *sys.argv[1:]])
+    typer.secho(f"\ninterrupted: {what}; run the same command to resume:\n  {command}",
+                fg=typer.colors.YELLOW, err=True)
+    return typer.Exit(130)
+
+
+def _set_threads(threads: int | None) -> None:
+    """``--threads``: through the environment, so every model of the run (and any process it
+    starts) uses it."""
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter(f"must be >= 1, got {threads}", param_hint="--threads")
+        from agemem_gym.llm import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(threads)
+
+
+def _check_model(model: str | None, backend: str | None) -> None:
+    """``--model tiny`` without a ./tiny folder: say how to build it."""
+    if model and backend != "openai" and Path(model).name == "tiny" and not Path(model).exists():
+        raise typer.BadParameter(f"no model folder {model!r}; build the tiny model first: "
+                                 f"agemem-bench tiny-model --out {model}", param_hint="--model")
+
+
 def _parse_stages(text: str) -> tuple[int, ...]:
     try:
         stages = tuple(int(s) for s in text.split(",") if s.strip())
@@ -37,24 +76,36 @@ def run(
     episodes: Annotated[int | None, typer.Option(help="Episodes (default: the whole evaluation set).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed; episode i uses seed + i.")] = 0,
     stages: Annotated[str, typer.Option(help="Stages to run, e.g. 1,2,3 or 3.")] = "1,2,3",
-    out: Annotated[Path | None, typer.Option(help="Run directory (default results/runs/<env>-<agent>).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default results/runs/<env>-<agent>[-s<stages>]"
+                                                  "[-<data>][-<model>][-<hash of other options>]).")] = None,
     data: Annotated[str | None, typer.Option(help="Benchmark data file or directory.")] = None,
     env_arg: Annotated[list[str] | None, typer.Option(help="Extra env option KEY=VALUE (repeatable).")] = None,
     agent_arg: Annotated[list[str] | None, typer.Option(help="Extra agent option KEY=VALUE (repeatable).")] = None,
     concurrency: Annotated[int, typer.Option(help="Episodes run at once; their model calls are batched.")] = 1,
     model: Annotated[str | None, typer.Option(help="Model path or hub id (LLM agents).")] = None,
     backend: Annotated[str | None, typer.Option(help="LLM backend: transformers or openai.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server: its address (http://host:8000) "
+                                                      "or API root (http://host:8000/v1).")] = None,
     judge: Annotated[str | None, typer.Option(help="LLM judge model (default: deterministic judges).")] = None,
     summarizer: Annotated[str | None, typer.Option(help="LLM summarizer model (default: extractive).")] = None,
     judge_backend: Annotated[str, typer.Option(help="Backend of --judge and --summarizer.")] = "transformers",
     judge_base_url: Annotated[str | None, typer.Option(help="Server URL of --judge and --summarizer.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Start the run folder afresh instead of resuming it.")] = False,
+    threads: Annotated[int | None, typer.Option(help=_THREADS_HELP)] = None,
 ) -> None:
-    """Run AGENT on ENV; re-running the same command resumes an interrupted run."""
+    """Run AGENT on ENV.
+
+    Re-running the same command resumes an interrupted run (Ctrl-C included);
+    `agemem-bench describe NAME` lists a benchmark's --env-arg or an agent's --agent-arg options.
+    """
     from agemem_gym.errors import AgeMemError
+    from benchmarks.run_naming import default_run_folder
     from benchmarks.runner import RunConfig, summarize
     from benchmarks.runner import run as run_episodes
+
+    _set_threads(threads)
+    _check_model(model, backend)
 
     env_options = _parse_options(env_arg, "--env-arg")
     if data is not None:
@@ -68,17 +119,21 @@ def run(
     for key, value in (("model", model), ("backend", backend), ("base_url", base_url)):
         if value is not None:
             agent_options[key] = value
+    stage_list = _parse_stages(stages)
+    out = out or default_run_folder(env, agent, stages=stage_list, seed=seed, env_options=env_options,
+                                    agent_options=agent_options)
+    lifecycle = {"overwrite": True} if overwrite else {}  # RunConfig.overwrite: start afresh
     try:
         config = RunConfig(
-            env=env, agent=agent, out=out or Path("results") / "runs" / f"{env}-{agent}",
-            episodes=episodes, seed=seed, stages=_parse_stages(stages), env_options=env_options,
-            agent_options=agent_options, concurrency=concurrency,
-            progress=progress,
+            env=env, agent=agent, out=out, episodes=episodes, seed=seed, stages=stage_list,
+            env_options=env_options, agent_options=agent_options, concurrency=concurrency,
+            progress=progress, **lifecycle,
         )
         records = run_episodes(config)
     except (AgeMemError, TypeError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from e
+        raise _fail(e) from e
+    except KeyboardInterrupt:
+        raise _interrupted(f"finished episodes are kept in {out}/episodes.jsonl") from None
     summary = summarize(records)
     columns = [c for c in ("episodes", "metrics.score", "metrics.success", "metrics.mq",
                            "reward.total", "steps") if c in summary.columns]
@@ -101,7 +156,8 @@ def train(
     reward_mode: Annotated[str, typer.Option(help="full (the paper's reward) or task (Answer-Only).")] = "full",
     curriculum: Annotated[str, typer.Option(help="Stage subsets in order, e.g. '3;1,3;1,2,3'.")] = "1,2,3",
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (peft).")] = False,
-    rollout_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for rollouts.")] = None,
+    rollout_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for rollouts "
+                                                              "(address or API root).")] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     max_new_tokens: Annotated[int | None, typer.Option(help="Response limit (default 256; 64 with --model tiny).")] = None,
     sft: Annotated[bool, typer.Option(help="Warm-start on a scripted policy's turns first.")] = False,
@@ -111,9 +167,16 @@ def train(
     teacher_arg: Annotated[list[str] | None, typer.Option(help="Teacher option KEY=VALUE (with --sft).")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Held-out episodes before and after (0: none).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: Annotated[int | None, typer.Option(help=_THREADS_HELP)] = None,
 ) -> None:
-    """Train a memory agent with step-wise GRPO (optionally after a supervised warm start)."""
+    """Train a memory agent with step-wise GRPO (optionally after a supervised warm start).
+
+    Re-running the same command resumes an interrupted run (Ctrl-C included) from its last
+    checkpoint.
+    """
     from agemem_gym.errors import AgeMemError
+
+    _set_threads(threads)
 
     try:
         from agemem_gym.training.grpo import GRPOConfig
@@ -152,8 +215,9 @@ def train(
         summary = run_training(TrainRun(grpo=grpo, out=out, tiny=model == "tiny", sft=warm,
                                         eval_episodes=eval_episodes))
     except (AgeMemError, TypeError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from e
+        raise _fail(e) from e
+    except KeyboardInterrupt:
+        raise _interrupted(f"finished stages and the last GRPO checkpoint are kept in {out}") from None
     if summary:
         for when in ("before", "after"):
             typer.echo(f"{when:>6}: score {summary[when]['score']:.3f}  reward {summary[when]['reward']:.3f}")
@@ -197,18 +261,35 @@ def tiny_model(
 
 @app.command("list")
 def list_all() -> None:
-    """List benchmarks (with their Gymnasium ids) and agents."""
-    from agemem_gym.policies import POLICIES
+    """List benchmarks (with their Gymnasium ids) and agents, one line each."""
     from agemem_gym.registration import env_id
-    from agemem_gym.tasks import TASK_SOURCES
+    from benchmarks.options import extra_installed, load_registries, summary_line, target_of
 
+    benchmarks, agents = load_registries()
     typer.echo("benchmarks:")
-    for name, (_, extra) in TASK_SOURCES.items():
-        needs = f"  (needs agemem-gym[{extra}])" if extra else ""
+    for name, entry in benchmarks.items():
+        extra = None if isinstance(entry, str) else entry[1]
+        needs = "" if extra_installed(extra) else f"  (needs: pip install 'agemem-gym[{extra}]')"
         typer.echo(f"  {name:<10} {env_id(name)}{needs}")
     typer.echo("agents:")
-    for name in POLICIES:
-        typer.echo(f"  {name}")
+    width = max(len(name) for name in agents)
+    for name, entry in agents.items():
+        typer.echo(f"  {name:<{width}}  {summary_line(target_of(entry))}")
+    typer.echo("options: agemem-bench describe NAME (a benchmark's --env-arg, an agent's --agent-arg)")
+
+
+@app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="A benchmark or an agent (see `agemem-bench list`).")],
+) -> None:
+    """Print the options of a benchmark (--env-arg) or an agent (--agent-arg): default and help."""
+    from benchmarks.options import describe as describe_options
+    from benchmarks.options import load_registries
+
+    try:
+        typer.echo(describe_options(name, *load_registries()))
+    except KeyError as e:
+        raise _fail(ValueError(e.args[0])) from e
 
 
 if __name__ == "__main__":
