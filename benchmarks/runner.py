@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from tqdm.auto import tqdm
 
 from agemem_gym.env import AgeMemEnv
@@ -22,6 +21,7 @@ from agemem_gym.evaluation import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
 from benchmarks.episode_log import EpisodeLog
 from benchmarks.provenance import provenance
+from benchmarks.run_folder import RunFolder
 
 # Settings that define a run: resuming with other values would mix two experiments.
 _IDENTITY = ("env", "agent", "seed", "stages", "env_options", "agent_options")
@@ -49,6 +49,8 @@ class RunConfig:
     """Episodes run at once (their model calls are batched)."""
     progress: bool = True
     """Show a progress bar."""
+    overwrite: bool = False
+    """Replace a previous run in ``out`` instead of resuming it."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -81,8 +83,14 @@ def episode_id(config: RunConfig, index: int) -> str:
 def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]:
     """Run (or resume) ``config``; return every finished episode's record."""
     policy = policy or make_policy(config.agent, **config.agent_options)
-    _write_config(config)
-    log = EpisodeLog(config.out / "episodes.jsonl")
+    details = {"episodes": config.episodes, "concurrency": config.concurrency, "out": str(config.out)}
+    with RunFolder(config.out, config.identity(), details, provenance(),
+                   overwrite=config.overwrite) as folder:
+        return _run_in_folder(config, policy, folder)
+
+
+def _run_in_folder(config: RunConfig, policy: Policy, folder: RunFolder) -> list[dict[str, Any]]:
+    log = EpisodeLog(folder.episodes_path)
     env_options = {**policy.env_options, **config.env_options}
     envs = [AgeMemEnv(config.env, stages=config.stages, privileged_info=policy.privileged,
                       **env_options) for _ in range(config.concurrency)]
@@ -151,22 +159,6 @@ def _record(config: RunConfig, index: int, done: FinishedEpisode, usage: _Usage)
         "ltm": info["ltm"],
         "memory_trace": info["memory_trace"],
     }
-
-
-def _write_config(config: RunConfig) -> None:
-    config.out.mkdir(parents=True, exist_ok=True)
-    path = config.out / "config.yaml"
-    identity = config.identity()
-    if path.exists():
-        previous = yaml.safe_load(path.read_text()) or {}
-        old = {k: previous.get("run", {}).get(k) for k in _IDENTITY}
-        if old != identity:
-            changed = [k for k in _IDENTITY if old[k] != identity[k]]
-            raise ConfigError(f"{config.out} holds a run with different {', '.join(changed)}; "
-                              "resume with the same settings or choose another --out")
-    run_section = {**identity, "episodes": config.episodes, "concurrency": config.concurrency,
-                   "out": str(config.out)}
-    path.write_text(yaml.safe_dump({"run": run_section, "provenance": provenance()}, sort_keys=False))
 
 
 def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
