@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agemem_gym.errors import AgeMemError, ConfigError
 
@@ -100,6 +101,7 @@ class LLMBackend(ABC):
         seed: int | None = None,
         logprobs: bool = False,
         stop: Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> list[Generation]:
         """Complete every prompt; greedy at ``temperature == 0``.
 
@@ -111,6 +113,9 @@ class LLMBackend(ABC):
             seed: seed of the sampling (the same seed gives the same samples).
             logprobs: also return each completion token's log-probability.
             stop: strings that end a completion (kept in the text).
+            json_schema: constrain each completion to JSON that this schema accepts (an
+                OpenAI-compatible server gets it as ``response_format``; the local backend
+                decodes under it). None: free text.
 
         Returns:
             One :class:`Generation` per prompt, in order.

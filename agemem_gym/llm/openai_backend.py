@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -145,8 +146,12 @@ class OpenAIBackend(LLMBackend):
         seed: int | None = None,
         logprobs: bool = False,
         stop: Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> list[Generation]:
         """Complete every prompt (see :meth:`LLMBackend.generate`); one request per prompt.
+
+        ``json_schema`` goes out as ``response_format`` (``json_schema``, strict), which vLLM
+        and SGLang enforce; ``transformers serve`` accepts the field but ignores it.
 
         Raises:
             BackendError: a request failed for good, or the server sent no log-probs when
@@ -166,6 +171,8 @@ class OpenAIBackend(LLMBackend):
             settings["stop"] = list(stop)
         if logprobs:
             settings["logprobs"] = True
+        if json_schema is not None:
+            settings["response_format"] = response_format(json_schema)
         settings.update(self.extra_body)
         futures = [
             self._pool.submit(self._complete, i, m, settings, stop, logprobs)
@@ -367,3 +374,13 @@ def reassemble(message: Mapping[str, Any]) -> str:
     if calls and "<tool_call>" not in text:
         text = f"{text}<tool_call>{json.dumps(calls)}</tool_call>"
     return text
+
+
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` that asks for JSON accepted by ``schema``.
+
+    >>> response_format({"title": "facts list", "type": "object"})["json_schema"]["name"]
+    'facts_list'
+    """
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "reply"))[:64]
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": True}}

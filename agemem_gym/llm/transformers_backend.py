@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,8 +208,10 @@ class TransformersBackend(LLMBackend):
         seed: int | None = None,
         logprobs: bool = False,
         stop: Sequence[str] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> list[Generation]:
-        """Complete every prompt (see :meth:`LLMBackend.generate`)."""
+        """Complete every prompt (see :meth:`LLMBackend.generate`); ``json_schema`` decodes
+        under the schema (:mod:`agemem_gym.llm._constrained`)."""
         check_sampling(max_new_tokens, temperature, top_p)
         texts = [self.render(p, i) for i, p in enumerate(prompts)]
         ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
@@ -223,7 +225,8 @@ class TransformersBackend(LLMBackend):
                 torch.manual_seed(seed)
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                batch = self._generate_batch([ids[i] for i in chunk], config, logprobs, stop)
+                batch = self._generate_batch([ids[i] for i in chunk], config, logprobs, stop,
+                                             json_schema)
                 for i, generation in zip(chunk, batch, strict=True):
                     results[i] = generation
         return [g for g in results if g is not None]
@@ -257,6 +260,7 @@ class TransformersBackend(LLMBackend):
         config: Any,
         logprobs: bool,
         stop: Sequence[str] | None,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> list[Generation]:
         torch = self._torch
         width = max(len(x) for x in ids)
@@ -272,6 +276,7 @@ class TransformersBackend(LLMBackend):
                 attention_mask=attention.to(self.device),
                 generation_config=config,
                 tokenizer=self.tokenizer if stop else None,
+                logits_processor=self._json_logits(json_schema),
             )
         seconds = time.perf_counter() - began
         new = out.sequences[:, width:].cpu()
@@ -292,6 +297,19 @@ class TransformersBackend(LLMBackend):
                 )
             )
         return results
+
+    def _json_logits(self, json_schema: Mapping[str, Any] | None) -> Any:
+        """A processor list that keeps completions inside ``json_schema`` (None: no constraint)."""
+        if json_schema is None:
+            return None
+        from transformers import LogitsProcessorList
+
+        from agemem_gym.llm._constrained import JsonSchemaLogits, tokenizer_data
+
+        if getattr(self, "_json_tokens", None) is None:
+            size = max(len(self.tokenizer), self.model.get_output_embeddings().weight.shape[0])
+            self._json_tokens = tokenizer_data(self.tokenizer, sorted(self._eos_ids), size)
+        return LogitsProcessorList([JsonSchemaLogits(self._json_tokens, json_schema)])
 
     def _token_logprobs(self, logits: Sequence[Any], tokens: Any) -> list[list[float]]:
         """Log-probability of each generated token under the model's raw (unwarped) logits."""
