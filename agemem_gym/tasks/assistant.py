@@ -45,6 +45,7 @@ import numpy as np
 
 from agemem_gym.errors import ConfigError
 from agemem_gym.metrics import normalize_answer
+from agemem_gym.tasks._common import choose
 from agemem_gym.tasks.base import Fact, TaskInstance, TaskSource
 
 # key: (how the query names it, canonical statement, values, ways to say it, ways to change it)
@@ -147,13 +148,13 @@ class AssistantTasks(TaskSource):
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         world = np.random.default_rng([index, 20260105])  # what is true: fixed by the index
         keys = [str(k) for k in world.choice(list(_ATTRIBUTES), self.num_facts, replace=False)]
-        values = {k: _pick(world, _ATTRIBUTES[k][2]) for k in keys}
+        values = {k: choose(world, _ATTRIBUTES[k][2]) for k in keys}
         changed = keys[: self.num_updates]
         retracted = keys[self.num_updates : self.num_updates + self.num_deletes]
-        new_values = {k: _pick(world, [v for v in _ATTRIBUTES[k][2] if v != values[k]]) for k in changed}
+        new_values = {k: choose(world, [v for v in _ATTRIBUTES[k][2] if v != values[k]]) for k in changed}
 
         turns: list[Fact] = [self._state(k, values[k], rng) for k in keys]
-        turns += [Fact(_pick(rng, _SMALL_TALK), op="none") for _ in range(self.small_talk)]
+        turns += [Fact(choose(rng, _SMALL_TALK), op="none") for _ in range(self.small_talk)]
         order = list(rng.permutation(len(turns)))
         turns = [turns[i] for i in order]
         for key in changed + retracted:  # each change lands somewhere after its fact
@@ -174,7 +175,6 @@ class AssistantTasks(TaskSource):
             distractors=tuple(self._distractor(keys, rng) for _ in range(self.num_distractors)),
             supporting_facts=tuple(_ATTRIBUTES[k][1].format(v=current[k]) for k in keys if k in current),
             key_items=tuple(phrases),
-            stale_values=tuple(values[k] for k in changed),
             metadata={"queried": [{"key": k, "value": current[k],
                                    "stale": values[k] if k in changed else None} for k in queried],
                       "oracle_answer": "; ".join(current[k] for k in queried)},
@@ -195,24 +195,20 @@ class AssistantTasks(TaskSource):
     @staticmethod
     def _state(key: str, value: str, rng: np.random.Generator) -> Fact:
         phrase, statement, _ = _ATTRIBUTES[key]
-        message = _pick(rng, _SAY).format(q=phrase, v=value)
+        message = choose(rng, _SAY).format(q=phrase, v=value)
         return Fact(message[0].upper() + message[1:], statement.format(v=value), key, "add")
 
     @staticmethod
     def _change(key: str, value: str | None, rng: np.random.Generator) -> Fact:
         phrase, statement, _ = _ATTRIBUTES[key]
         if value is None:
-            return Fact(_pick(rng, _RETRACT).format(q=phrase), "", key, "delete")
-        return Fact(_pick(rng, _CHANGE).format(q=phrase, v=value), statement.format(v=value), key, "update")
+            return Fact(choose(rng, _RETRACT).format(q=phrase), "", key, "delete")
+        return Fact(choose(rng, _CHANGE).format(q=phrase, v=value), statement.format(v=value), key, "update")
 
     def _distractor(self, keys: list[str], rng: np.random.Generator) -> str:
-        key = _pick(rng, keys)
+        key = choose(rng, keys)
         phrase, _, values = _ATTRIBUTES[key]
-        other = _pick(rng, _OTHERS)
-        near_miss = f"Funny thing, for {other} {phrase.replace('my ', 'their ').replace('I ', 'they ')} is {_pick(rng, values)}."
+        other = choose(rng, _OTHERS)
+        near_miss = f"Funny thing, for {other} {phrase.replace('my ', 'their ').replace('I ', 'they ')} is {choose(rng, values)}."
         filler = [str(s) for s in rng.choice(_FILLER, self.distractor_sentences, replace=True)]
         return " ".join([near_miss, *filler])
-
-
-def _pick(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str:
-    return str(options[int(rng.integers(len(options)))])

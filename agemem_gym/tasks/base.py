@@ -48,8 +48,8 @@ class TaskInstance:
             (the *current* truth: superseded and retracted facts are not listed).
         key_items: named entities, dates, places of the query that must stay in the context
             (preservation reward).
-        stale_values: values that were true once and are not any more; a QA answer that
-            asserts one is wrong.
+        category: the benchmark's category for breakdowns (ALFWorld task type, PDDL domain,
+            ScienceWorld task name, BabyAI level); None for QA.
         metadata: benchmark-specific fields (level name, domain, difficulty, ...).
     """
 
@@ -60,7 +60,7 @@ class TaskInstance:
     distractors: tuple[str, ...] = ()
     supporting_facts: tuple[str, ...] = ()
     key_items: tuple[str, ...] = ()
-    stale_values: tuple[str, ...] = ()
+    category: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.rollout import rollout
-from agemem_gym.tasks.alfworld import source as alfworld_module
 from agemem_gym.tasks.alfworld import ALFWorldTasks
+from agemem_gym.tasks.alfworld import source as alfworld_module
 from agemem_gym.tasks.alfworld.engine import ALFWorldEngine, normalize_action
 from agemem_gym.tasks.alfworld.game import base_type, display_names, parse_game_dir
 from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
@@ -149,8 +149,8 @@ def test_missing_data_directory_says_how_to_get_it(tmp_path: Path) -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="n_distractors must be >= 0, got -1"):
-        ALFWorldTasks(data="x", n_distractors=-1)
+    with pytest.raises(ConfigError, match="num_distractors must be >= 0, got -1"):
+        ALFWorldTasks(data="x", num_distractors=-1)
     with pytest.raises(ConfigError, match="max_steps must be >= 1, got 0"):
         ALFWorldTasks(data="x", max_steps=0)
     with pytest.raises(TypeError):
@@ -228,9 +228,10 @@ def test_stage_content(source: ALFWorldTasks, index: int) -> None:
     obj, rec = next(a[5:].split(" from ") for a in spec.walkthrough if a.startswith("take "))
     update = next(f for f in task.stage1 if f.op == "update")
     assert update.key == obj and update.content.endswith(rec) and rec in update.message
-    stale = task.stale_values[0]
-    assert stale not in spec.placement[obj] and stale in task.stage1[0].content
-    assert all(stale not in s for s in task.supporting_facts)
+    [stale] = superseded([f for f in task.stage1 if f.key == obj])
+    old = stale.split(" ", 3)[-1]  # "bowl 1 is in cabinet 4" -> "cabinet 4"
+    assert stale == task.stage1[0].content and old not in spec.placement[obj]
+    assert stale not in task.supporting_facts
     # distractors: true placements of objects of other types
     assert len(task.distractors) == 4
     assert all(spec.object_type + " " not in d for d in task.distractors)

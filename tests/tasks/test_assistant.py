@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from agemem_gym import AgeMemEnv, ConfigError
-from agemem_gym.rollout import rollout
 from agemem_gym.policies import NoopPolicy, OraclePolicy
+from agemem_gym.rollout import rollout
 from agemem_gym.tasks.assistant import AssistantTasks
 from agemem_gym.tools import ALL_TOOLS
 

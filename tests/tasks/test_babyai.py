@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, fake_agentboard_hub, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.rollout import rollout
-from agemem_gym.tasks.babyai import source as babyai_module
 from agemem_gym.tasks.babyai import DATA_ENV_VAR, BabyAITasks
+from agemem_gym.tasks.babyai import source as babyai_module
 from agemem_gym.tasks.babyai import text as babyai_text
 from agemem_gym.tasks.babyai.text import SubgoalTracker, mission_to_goal, parse_action
 
@@ -117,19 +117,34 @@ def test_text_module_doctests() -> None:
 
 
 # -- data -------------------------------------------------------------------------------------
-def test_missing_data_raises_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_data_raises_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_cache: Path
+) -> None:
     monkeypatch.delenv(DATA_ENV_VAR, raising=False)
-    with pytest.raises(
-        DataNotFoundError, match=r"pass data=<file or folder> or set AGEMEM_BABYAI_DATA=PATH"
-    ):
+    with pytest.raises(DataNotFoundError) as err:  # no data given, the hub unreachable
         len(BabyAITasks())
-    with pytest.raises(DataNotFoundError, match="no BabyAI task file at"):
+    assert str(err.value) == (
+        "could not fetch data/babyai/test.jsonl of the hub dataset hkust-nlp/agentboard "
+        "(LocalEntryNotFoundError); BabyAI needs its data: pass data=PATH (AgentBoard's "
+        "agentboard_babyai/test.jsonl or a folder holding it) or set AGEMEM_BABYAI_DATA=PATH"
+    )
+    with pytest.raises(DataNotFoundError, match="BabyAI: nothing usable at data="):
         len(BabyAITasks(data=tmp_path))
 
 
+def test_data_comes_from_the_hub_cache_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch, hub_cache: Path
+) -> None:
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    fake_agentboard_hub(hub_cache, {"data/babyai/test.jsonl": DATA_DIR / "test.jsonl"})
+    source = BabyAITasks()
+    assert len(source) == 112
+    assert source.level_and_seed(13) == ("BabyAI-GoToObjS6-v0", 1235)
+
+
 def test_bad_options_raise_config_error() -> None:
-    with pytest.raises(ConfigError, match="step_limit must be a positive integer, got 0"):
-        BabyAITasks(data=DATA_DIR, step_limit=0)
+    with pytest.raises(ConfigError, match="max_steps must be a positive integer, got 0"):
+        BabyAITasks(data=DATA_DIR, max_steps=0)
 
 
 @needs_data
@@ -175,9 +190,8 @@ def test_stage_content_is_consistent(source: BabyAITasks) -> None:
         assert task.key_items and all(
             item in " ".join(task.supporting_facts) for item in task.key_items
         )
-        assert task.stale_values and not any(
-            stale in fact for stale in task.stale_values for fact in task.supporting_facts
-        )
+        stale = superseded(task.stage1)  # the rough hint and the retracted decoy
+        assert len(stale) == 2 and not set(stale) & set(task.supporting_facts)
         assert 1 <= len(task.distractors) <= 4
         for distractor in task.distractors:  # near misses: never about a target
             assert not any(item in distractor for item in task.key_items), (index, distractor)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
 from agemem_gym.metrics import normalize_answer
@@ -97,9 +97,11 @@ def test_all_103_load_and_are_consistent(dev: HotpotQATasks) -> None:
         assert not set(task.distractors) & {f.message for f in task.stage1}
         for item in task.key_items:
             assert item in task.query
-        for stale in task.stale_values:
-            assert all(stale not in fact for fact in task.supporting_facts)
-            assert stale not in task.answers[0]
+        wrong = task.metadata["wrong_value"]
+        if wrong is not None:
+            assert all(wrong not in fact for fact in task.supporting_facts)
+            assert wrong not in task.answers[0]
+            assert any(wrong in told for told in superseded(task.stage1))
     assert len(ids) == 103
 
 
@@ -124,7 +126,8 @@ def test_correction_supersedes_a_wrong_version(dev: HotpotQATasks) -> None:
     )
     first = next(f for f in task.stage1 if f.key == updates[0].key and f.op == "add")
     assert "from 1986 to 2013" in updates[0].content
-    assert task.stale_values[0] in first.content and "1986" not in first.content
+    assert task.metadata["wrong_value"] in first.content and "1986" not in first.content
+    assert superseded(task.stage1) == [first.content]
     assert task.stage1[-1] is updates[0]
     corrected = sum(
         any(f.op == "update" for f in dev.get(i, np.random.default_rng(0)).stage1)
@@ -169,7 +172,7 @@ def test_options_change_the_construction(dev: HotpotQATasks) -> None:
     plain = HotpotQATasks(data=DEV_FILE, corrections=False, asides=0, num_distractors=2)
     task = plain.get(0, np.random.default_rng(0))
     assert [f.op for f in task.stage1] == ["add", "add"]
-    assert task.stale_values == () and len(task.distractors) == 2
+    assert task.metadata["wrong_value"] is None and len(task.distractors) == 2
     retract = HotpotQATasks(data=DEV_FILE, retractions=1, limit=10)
     assert len(retract) == 10
     for index in range(10):
@@ -257,8 +260,8 @@ def test_small_file_round_trip(small_file: Path) -> None:
         "Moon Tide: It opened in Los Angeles.",
     )
     assert task.key_items == ("Moon Tide", "1942")
-    assert task.stale_values and task.stale_values[0] != "1942"  # the year is corrupted, then fixed
-    assert "1942" not in task.stale_values
+    wrong = task.metadata["wrong_value"]  # the year is corrupted, then fixed
+    assert wrong and wrong != "1942" and superseded(task.stage1) == [f"Moon Tide is a {wrong} film."]
     assert len(task.distractors) == 2  # both distractor paragraphs
     assert sorted(replay_oracle(task)) == sorted(task.supporting_facts)
     with pytest.raises(ConfigError, match=r"task index must be an integer in \[0, 1\), got 1"):

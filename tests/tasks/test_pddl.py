@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, superseded
 
 from agemem_gym.errors import DataNotFoundError, MissingExtraError
-from agemem_gym.tasks.pddl import source as pddl_module
 from agemem_gym.tasks.base import TaskInstance
 from agemem_gym.tasks.pddl import DATA_ENV_VAR, PDDLTasks
+from agemem_gym.tasks.pddl import source as pddl_module
 from agemem_gym.tasks.pddl.logic import Operator
 from agemem_gym.tasks.pddl.text import ParsedAction, parse_action, sentence
 
@@ -88,14 +88,15 @@ def test_no_data_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataNotFoundError) as err:
         PDDLTasks()
     assert str(err.value) == (
-        "the PDDL benchmark needs its data folder (test.jsonl and pddl/): pass data=PATH "
-        "or set AGEMEM_PDDL_DATA=PATH"
+        "PDDL needs its data: pass data=PATH (a folder with AgentBoard's test.jsonl and "
+        "pddl/<domain>.pddl with pddl/<domain>/*.pddl) or set AGEMEM_PDDL_DATA=PATH"
     )
 
 
 def test_wrong_data_folder_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "test.jsonl").write_text("")
-    with pytest.raises(DataNotFoundError, match="lacks pddl; expected test.jsonl"):
+    with pytest.raises(DataNotFoundError, match="PDDL: nothing usable at data=.*; expected a "
+                       "folder with AgentBoard's test.jsonl and pddl/"):
         PDDLTasks(data=tmp_path)
 
 
@@ -320,8 +321,8 @@ def test_stage_content_follows_the_memory_ops(source: PDDLTasks, index: int) -> 
     assert len(task.distractors) == 3
     assert all(item in task.query for item in task.key_items)
     if "update" in ops:
-        stale = task.stale_values[0]
-        assert f"The first action is: {stale}." not in task.supporting_facts
+        stale = [s for s in superseded(task.stage1) if s.startswith("The first action is")]
+        assert len(stale) == 1 and stale[0] not in task.supporting_facts
 
 
 @pytest.mark.engine

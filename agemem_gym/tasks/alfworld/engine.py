@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from agemem_gym.errors import MissingExtraError
+from agemem_gym.tasks._common import CHECK_ACTION, is_check_action
 from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 
 #: The meta action that lists the admissible commands (it uses a step, changes nothing).
-CHECK_ACTIONS = "check valid actions"
 _INVALID = "Nothing happens."
-_HINT = f"(Say '{CHECK_ACTIONS}' to list the commands you can use.)"
+_HINT = f"(Say '{CHECK_ACTION}' to list the commands you can use.)"
 _PUT_RE = re.compile(r"put (.+?) (?:in|on|in/on|into|onto) (.+)")
 
 
@@ -134,7 +134,7 @@ class ALFWorldEngine(Engine):
         if self._done:
             return EngineStep("The task is over.", True, self._won, self._best, valid=False)
         command = normalize_action(action)
-        if command in (CHECK_ACTIONS, "check valid action"):
+        if is_check_action(command):
             text = "Valid actions: " + ", ".join(self.valid_actions()) + "."
             return EngineStep(text, False, False, self._best)
         if command not in self._state["admissible_commands"]:

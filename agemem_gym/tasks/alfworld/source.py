@@ -22,10 +22,10 @@ initial state and the stored expert walkthrough):
     - ``add`` a wrong note about a decoy object of another type, and one ``none`` small-talk
       line.
     - Last, in random order: ``update`` the task object ("I moved it from the <old> to the
-      <true receptacle>": the outdated location becomes a stale value) and ``delete`` the
+      <true receptacle>": the outdated location is superseded) and ``delete`` the
       decoy note ("forget what I said about the <decoy>").
 
-    ``supporting_facts`` are the contents left after these operations. Stage 2: ``n_distractors``
+    ``supporting_facts`` are the contents left after these operations. Stage 2: ``num_distractors``
     true but irrelevant placements of objects of other types ("the keychain 3 is on shelf 1"),
     drawn without replacement. Instances are named as the game names them ("bowl 1").
 
@@ -72,10 +72,11 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.tasks._common import given_path, memory_after
 from agemem_gym.tasks.alfworld.engine import ALFWorldEngine
 from agemem_gym.tasks.alfworld.game import GameSpec, load_game
 from agemem_gym.tasks.alfworld.progress import milestones
-from agemem_gym.tasks.alfworld.stages import build_distractors, build_stage1, supporting
+from agemem_gym.tasks.alfworld.stages import build_distractors, build_stage1
 from agemem_gym.tasks.base import Engine, TaskInstance, TaskSource
 
 _UNSOLVABLE = re.compile(r'"solvable"\s*:\s*false')
@@ -87,9 +88,8 @@ _DOWNLOAD_HINT = (
 
 def _data_root(data: str | os.PathLike[str] | None) -> Path:
     """``data``, else ``$ALFWORLD_DATA``, else alfworld's default ``~/.cache/alfworld``."""
-    if data is None:
-        data = os.environ.get("ALFWORLD_DATA") or "~/.cache/alfworld"
-    return Path(data).expanduser()
+    root, _ = given_path(data, "ALFWORLD_DATA")
+    return root if root is not None else Path("~/.cache/alfworld").expanduser()
 
 
 def find_games(data: str | os.PathLike[str] | None, split: str) -> list[Path]:
@@ -120,7 +120,7 @@ class ALFWorldTasks(TaskSource):
     Args:
         data: the ALFWorld data root (or the split directory); default ``$ALFWORLD_DATA``.
         split: ``valid_unseen`` (134 games, the usual evaluation set), ``valid_seen``, ...
-        n_distractors: stage-2 messages per task.
+        num_distractors: stage-2 messages per task.
         max_steps: stage-3 actions allowed.
 
     >>> source = ALFWorldTasks(data=DATA)
@@ -147,15 +147,15 @@ class ALFWorldTasks(TaskSource):
         *,
         data: str | os.PathLike[str] | None = None,
         split: str = "valid_unseen",
-        n_distractors: int = 4,
+        num_distractors: int = 4,
         max_steps: int = 50,
     ):
-        if n_distractors < 0:
-            raise ConfigError(f"n_distractors must be >= 0, got {n_distractors}")
+        if num_distractors < 0:
+            raise ConfigError(f"num_distractors must be >= 0, got {num_distractors}")
         if max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         self.data, self.split = data, split
-        self.n_distractors, self.max_steps = n_distractors, max_steps
+        self.num_distractors, self.max_steps = num_distractors, max_steps
         self._games: list[Path] | None = None
         self._specs: dict[int, GameSpec] = {}
 
@@ -180,9 +180,9 @@ class ALFWorldTasks(TaskSource):
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         """Game ``index`` with its stage-1 facts and stage-2 distractors worded by ``rng``."""
         spec = self.spec(index)
-        facts, stale = build_stage1(spec, rng)
+        facts = build_stage1(spec, rng)
         avoid = {f.key for f in facts}
-        distractors = build_distractors(spec, rng, self.n_distractors, avoid)
+        distractors = build_distractors(spec, rng, self.num_distractors, avoid)
         query = f"Your task is to: {spec.goal}"
         key_items = tuple(
             dict.fromkeys(t for t in (spec.object_type, spec.target_type) if t in query.lower())
@@ -203,9 +203,9 @@ class ALFWorldTasks(TaskSource):
             query=query,
             stage1=tuple(facts),
             distractors=tuple(distractors),
-            supporting_facts=tuple(supporting(facts)),
+            supporting_facts=memory_after(facts),
             key_items=key_items,
-            stale_values=(stale,),
+            category=spec.task_type,
             metadata=metadata,
         )
 

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 
+from agemem_gym.tasks._common import choose, say
 from agemem_gym.tasks.alfworld.game import GameSpec, base_type
 from agemem_gym.tasks.base import Fact
 
@@ -73,12 +74,8 @@ def place_fact(obj: str, receptacle: str) -> str:
     return f"{obj} is {preposition(receptacle)} {receptacle}"
 
 
-def _pick(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
-def _say(rng: np.random.Generator, templates: tuple[str, ...], obj: str, rec: str) -> str:
-    return _pick(rng, templates).format(o=obj, r=rec, p=preposition(rec))
+def _place(rng: np.random.Generator, templates: tuple[str, ...], obj: str, rec: str) -> str:
+    return say(rng, templates, o=obj, r=rec, p=preposition(rec))
 
 
 def _takes(spec: GameSpec) -> list[tuple[str, str]]:
@@ -93,7 +90,7 @@ def _false_place(spec: GameSpec, obj: str, true_rec: str, rng: np.random.Generat
     others = [r for r in spec.receptacles if r not in holders]
     typed = {base_type(r) for recs in spec.placement.values() for r in recs}
     plausible = [r for r in others if base_type(r) in typed] or others
-    return _pick(rng, plausible)
+    return choose(rng, plausible)
 
 
 def _tool_fact(spec: GameSpec, rng: np.random.Generator) -> Fact | None:
@@ -102,7 +99,7 @@ def _tool_fact(spec: GameSpec, rng: np.random.Generator) -> Fact | None:
         m = re.fullmatch(r"(clean|heat|cool) (.+) with (.+)", action)
         if m:
             verb, tool = _VERB[m.group(1)], m.group(3)
-            msg = _pick(rng, _TOOL).format(v=verb, t=tool)
+            msg = say(rng, _TOOL, v=verb, t=tool)
             return Fact(msg, f"things get {verb} with {tool}", tool)
         m = re.fullmatch(r"use (.+)", action)
         if m:
@@ -113,7 +110,7 @@ def _tool_fact(spec: GameSpec, rng: np.random.Generator) -> Fact | None:
             rec = rec or (holders[0] if holders else (visited[-1] if visited else ""))
             if not rec:
                 return None
-            return Fact(_say(rng, _LAMP, lamp, rec), place_fact(lamp, rec), lamp)
+            return Fact(_place(rng, _LAMP, lamp, rec), place_fact(lamp, rec), lamp)
     return None
 
 
@@ -123,7 +120,7 @@ def _dest_fact(spec: GameSpec, rng: np.random.Generator) -> Fact | None:
     if not moves:
         return None
     rec = moves[0].group(2)
-    msg = _pick(rng, _DEST).format(r=rec, b=spec.object_type, p=preposition(rec))
+    msg = say(rng, _DEST, r=rec, b=spec.object_type, p=preposition(rec))
     content = f"put the {spec.object_type} {preposition(rec)} {rec}"
     if f"open {rec}" in spec.walkthrough:
         msg, content = msg + _OPEN, content + f" ({rec} is closed: open it first)"
@@ -134,11 +131,11 @@ def _decoy(spec: GameSpec, rng: np.random.Generator, avoid: set[str]) -> str | N
     """An object of another type to say something wrong about and later retract."""
     task_types = {spec.object_type, spec.target_type}
     cands = sorted(o for o in spec.placement if base_type(o) not in task_types and o not in avoid)
-    return _pick(rng, cands) if cands else None
+    return choose(rng, cands) if cands else None
 
 
-def build_stage1(spec: GameSpec, rng: np.random.Generator) -> tuple[list[Fact], str]:
-    """The stage-1 turns and the stale (superseded) location of the task object.
+def build_stage1(spec: GameSpec, rng: np.random.Generator) -> list[Fact]:
+    """The stage-1 turns (the first tells the task object's outdated location).
 
     Order: the object's outdated location first; then, shuffled, the tool or lamp, the
     destination, the second object (two-object tasks), a wrong note about a decoy object and
@@ -148,14 +145,14 @@ def build_stage1(spec: GameSpec, rng: np.random.Generator) -> tuple[list[Fact], 
     takes = _takes(spec)
     obj, true_rec = takes[0]
     old = _false_place(spec, obj, true_rec, rng)
-    first = Fact(_say(rng, _PLACE, obj, old), place_fact(obj, old), obj)
+    first = Fact(_place(rng, _PLACE, obj, old), place_fact(obj, old), obj)
     middle: list[Fact] = [f for f in (_tool_fact(spec, rng), _dest_fact(spec, rng)) if f]
     if len(takes) > 1:
         obj2, rec2 = takes[1]
-        middle.append(Fact(_say(rng, _PLACE, obj2, rec2), place_fact(obj2, rec2), obj2))
+        middle.append(Fact(_place(rng, _PLACE, obj2, rec2), place_fact(obj2, rec2), obj2))
     tail = [
         Fact(
-            _pick(rng, _MOVED).format(o=obj, old=old, r=true_rec, p=preposition(true_rec)),
+            say(rng, _MOVED, o=obj, old=old, r=true_rec, p=preposition(true_rec)),
             place_fact(obj, true_rec),
             obj,
             "update",
@@ -164,19 +161,19 @@ def build_stage1(spec: GameSpec, rng: np.random.Generator) -> tuple[list[Fact], 
     decoy = _decoy(spec, rng, {o for o, _ in takes})
     if decoy is not None:
         wrong = _false_place(spec, decoy, spec.placement[decoy][0], rng)
-        middle.append(Fact(_say(rng, _PLACE, decoy, wrong), place_fact(decoy, wrong), decoy))
-        tail.append(Fact(_pick(rng, _FORGET).format(o=decoy), "", decoy, "delete"))
+        middle.append(Fact(_place(rng, _PLACE, decoy, wrong), place_fact(decoy, wrong), decoy))
+        tail.append(Fact(say(rng, _FORGET, o=decoy), "", decoy, "delete"))
     seen, unique = {obj}, []
     for fact in middle:  # one fact per key, so updates and deletes stay unambiguous
         if fact.key not in seen:
             seen.add(fact.key)
             unique.append(fact)
     middle = unique
-    middle.append(Fact(_pick(rng, _SMALL_TALK), "", "", "none"))
+    middle.append(Fact(choose(rng, _SMALL_TALK), "", "", "none"))
     order = rng.permutation(len(middle))
     tail_order = rng.permutation(len(tail))
     facts = [first, *(middle[i] for i in order), *(tail[i] for i in tail_order)]
-    return facts, old
+    return facts
 
 
 def build_distractors(
@@ -193,15 +190,5 @@ def build_distractors(
     if not pairs or n <= 0:
         return []
     chosen = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
-    return [_say(rng, _PLACE, *pairs[int(i)]) for i in chosen]
+    return [_place(rng, _PLACE, *pairs[int(i)]) for i in chosen]
 
-
-def supporting(facts: list[Fact]) -> list[str]:
-    """The contents an ideal memory holds after ``facts`` (adds and updates, minus deletes)."""
-    store: dict[str, str] = {}
-    for f in facts:
-        if f.op in ("add", "update"):
-            store[f.key] = f.content
-        elif f.op == "delete":
-            store.pop(f.key, None)
-    return list(store.values())

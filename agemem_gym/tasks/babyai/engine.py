@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 from agemem_gym.errors import ConfigError, MissingExtraError
+from agemem_gym.tasks._common import CHECK_ACTION
 from agemem_gym.tasks.babyai.expert import GuardedBot
 from agemem_gym.tasks.babyai.text import (
-    CHECK_ACTION,
     COMPLETED_SUFFIX,
     PRIMITIVE_ACTIONS,
     SubgoalTracker,
@@ -22,7 +22,7 @@ from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STEP_LIMIT = 256
+DEFAULT_MAX_STEPS = 256
 #: Levels that minigrid no longer registers, as (registered id, constructor options).
 _RENAMED_LEVELS: dict[str, tuple[str, dict[str, Any]]] = {
     "BabyAI-GoToObjS6-v0": ("BabyAI-GoToObj-v0", {"room_size": 4}),
@@ -57,13 +57,13 @@ class BabyAIEngine(Engine):
     """Stage 3 of a BabyAI task: a minigrid level driven by text actions.
 
     Args:
-        step_limit: actions allowed per episode (the level's own limit may end it sooner).
+        max_steps: actions allowed per episode (the level's own limit may end it sooner).
     """
 
-    max_steps: int = DEFAULT_STEP_LIMIT
+    max_steps: int = DEFAULT_MAX_STEPS
 
-    def __init__(self, step_limit: int = DEFAULT_STEP_LIMIT):
-        self.max_steps = step_limit
+    def __init__(self, max_steps: int = DEFAULT_MAX_STEPS):
+        self.max_steps = max_steps
         self._envs: dict[str, Any] = {}
         self._env: Any = None
         self._bot: GuardedBot | None = None

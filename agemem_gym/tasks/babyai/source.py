@@ -18,8 +18,8 @@ Stages:
       as a correction: ``update`` of the rough hint); the door on a shortest route to a target
       in another room; each locked door with where its key is; a made-up object at a made-up
       place that a later turn retracts (``delete``); small talk (no op).
-      ``supporting_facts`` are the exact positions, routes and locks; ``stale_values`` holds
-      the rough hint's (wrong) position sentence.
+      ``supporting_facts`` are the exact positions, routes and locks (the rough hint is
+      superseded).
     - Stage 2 (distractors): up to four near-miss facts, the true positions of other objects
       of the level, those sharing a colour or kind with a target first.
     - Stage 3: the goal (AgentBoard's wording: "then" and "after you" become "and"), then
@@ -51,7 +51,7 @@ Termination:
     Success; failure reported by the level (in the three ``OpenDoorsOrderN4Debug`` tasks with
     two doors, ids 60, 62 and 63, minigrid 3.2's strict verifier fails the episode as soon as
     the first door opens, so no agent can solve them); the level's own step limit; or
-    ``step_limit`` actions (default 256). AgentBoard allows 30 macro actions such as "go to
+    ``max_steps`` actions (default 256). AgentBoard allows 30 macro actions such as "go to
     red ball 1"; with primitive actions minigrid's bot needs 30 on average and up to 220.
 
 Data:
@@ -79,7 +79,8 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
-from agemem_gym.tasks.babyai.engine import DEFAULT_STEP_LIMIT, BabyAIEngine, make_level, reset_level
+from agemem_gym.tasks._common import find_data
+from agemem_gym.tasks.babyai.engine import DEFAULT_MAX_STEPS, BabyAIEngine, make_level, reset_level
 from agemem_gym.tasks.babyai.stages import build_stages, scan_level
 from agemem_gym.tasks.babyai.text import mission_to_goal
 from agemem_gym.tasks.base import TaskInstance, TaskSource
@@ -92,18 +93,13 @@ _DATA_DIR = "agentboard_babyai"
 
 
 def resolve_data_path(data: str | os.PathLike[str] | None) -> Path:
-    """The task file: ``data`` (the file or a folder holding it), else ``$AGEMEM_BABYAI_DATA``."""
-    given = data if data is not None else os.environ.get(DATA_ENV_VAR) or None
-    if given is None:
-        raise DataNotFoundError(
-            "BabyAI needs AgentBoard's agentboard_babyai/test.jsonl: pass data=<file or "
-            f"folder> or set {DATA_ENV_VAR}=PATH"
-        )
-    path = Path(given)
-    for candidate in (path, path / _DATA_NAME, path / _DATA_DIR / _DATA_NAME):
-        if candidate.is_file():
-            return candidate
-    raise DataNotFoundError(f"no BabyAI task file at {path} (expected {_DATA_NAME} there)")
+    """The task file: ``data`` or ``$AGEMEM_BABYAI_DATA`` (the file or a folder holding it),
+    else AgentBoard's copy on the hub (fetched once, then cached)."""
+    return find_data(
+        data, benchmark="BabyAI", env_var=DATA_ENV_VAR, layout=("", _DATA_NAME, f"{_DATA_DIR}/{_DATA_NAME}"),
+        expected=f"AgentBoard's {_DATA_DIR}/{_DATA_NAME} or a folder holding it",
+        hub_file=f"babyai/{_DATA_NAME}",
+    )
 
 
 @lru_cache(maxsize=8)
@@ -126,8 +122,8 @@ class BabyAITasks(TaskSource):
 
     Args:
         data: the task file ``test.jsonl`` or a folder holding it (see the module's Data).
-        step_limit: stage-3 actions allowed per episode.
-        n_distractors: at most this many stage-2 messages per task.
+        max_steps: stage-3 actions allowed per episode.
+        num_distractors: at most this many stage-2 messages per task.
 
     >>> source = BabyAITasks(data=DATA)
     >>> len(source), source.task_metric
@@ -143,24 +139,24 @@ class BabyAITasks(TaskSource):
         "(opens doors, unlocks one when you carry its key). Say `check valid actions` to list "
         "the actions that would change something now."
     )
-    max_rounds = DEFAULT_STEP_LIMIT + 64
+    max_rounds = DEFAULT_MAX_STEPS + 64
     token_budget = 8192
 
     def __init__(
         self,
         data: str | os.PathLike[str] | None = None,
-        step_limit: int = DEFAULT_STEP_LIMIT,
-        n_distractors: int = 4,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        num_distractors: int = 4,
     ):
-        if not isinstance(step_limit, int) or step_limit < 1:
-            raise ConfigError(f"step_limit must be a positive integer, got {step_limit!r}")
-        if not isinstance(n_distractors, int) or n_distractors < 1:
-            raise ConfigError(f"n_distractors must be a positive integer, got {n_distractors!r}")
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+        if not isinstance(num_distractors, int) or num_distractors < 1:
+            raise ConfigError(f"num_distractors must be a positive integer, got {num_distractors!r}")
         self._data = data
         self._path: Path | None = None
-        self.step_limit = step_limit
-        self.n_distractors = n_distractors
-        self.max_rounds = step_limit + 64  # stage 3 plus about 4 rounds per stage-1/2 turn
+        self.max_steps = max_steps
+        self.num_distractors = num_distractors
+        self.max_rounds = max_steps + 64  # stage 3 plus about 4 rounds per stage-1/2 turn
         self._levels: dict[str, Any] = {}
         self._truths: dict[int, tuple[Any, str]] = {}
 
@@ -189,7 +185,7 @@ class BabyAITasks(TaskSource):
         row = rows[index]
         level, seed = self.level_and_seed(index)
         truth, mission = self._truth(index)
-        stages = build_stages(truth, rng, self.n_distractors)
+        stages = build_stages(truth, rng, self.num_distractors)
         goal = mission_to_goal(mission)
         names = dict.fromkeys(t.name for _, t in truth.targets)
         return TaskInstance(
@@ -199,7 +195,7 @@ class BabyAITasks(TaskSource):
             distractors=stages.distractors,
             supporting_facts=stages.supporting_facts,
             key_items=tuple(names),
-            stale_values=stages.stale_values,
+            category=level,
             metadata={
                 "level": level,
                 "seed": seed,
@@ -224,7 +220,7 @@ class BabyAITasks(TaskSource):
 
     def make_engine(self) -> BabyAIEngine:
         """A fresh engine; each env instance owns one."""
-        return BabyAIEngine(step_limit=self.step_limit)
+        return BabyAIEngine(max_steps=self.max_steps)
 
     def close(self) -> None:
         """Close the levels built to read ground truth."""

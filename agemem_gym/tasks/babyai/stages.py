@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from agemem_gym.tasks._common import StageContent, choose, memory_after, say
 from agemem_gym.tasks.base import Fact
 
 _DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))
@@ -145,16 +146,6 @@ def _first_door(grid: Any, start: tuple[int, int], goal: tuple[int, int]) -> Any
     return None
 
 
-@dataclass(frozen=True)
-class Stages:
-    """The stage-1/2 content of one task."""
-
-    stage1: tuple[Fact, ...]
-    distractors: tuple[str, ...]
-    supporting_facts: tuple[str, ...]
-    stale_values: tuple[str, ...]
-
-
 _GREETINGS = (
     "Hi! I'm going to play a little grid-world game with you later.",
     "Hey there. We'll do a maze puzzle together in a bit.",
@@ -205,10 +196,6 @@ _DISTRACT = (
 )
 
 
-def _pick(rng: np.random.Generator, templates: tuple[str, ...], **slots: str) -> str:
-    return templates[int(rng.integers(len(templates)))].format(**slots)
-
-
 def _location(spot: Spot) -> str:
     return f"The {spot.name} is {where(spot)}."
 
@@ -221,46 +208,44 @@ def _rough_spot(spot: Spot, rng: np.random.Generator) -> Spot:
     return Spot(spot.name, spot.ahead + shift[0], spot.right + shift[1])
 
 
-def build_stages(truth: LevelTruth, rng: np.random.Generator, n_distractors: int = 4) -> Stages:
+def build_stages(truth: LevelTruth, rng: np.random.Generator, num_distractors: int = 4) -> StageContent:
     """Render a level's ground truth as stage-1 turns and stage-2 distractors.
 
     Args:
         truth: the level's ground truth (:func:`scan_level`).
         rng: drives the wording, the wrong first hint, the decoy and the distractor choice.
-        n_distractors: at most this many stage-2 messages.
+        num_distractors: at most this many stage-2 messages.
     """
-    turns: list[Fact] = [Fact(_pick(rng, _GREETINGS), op="none")]
-    targets, corrections, stale = _target_facts(truth, rng)
+    turns: list[Fact] = [Fact(say(rng, _GREETINGS), op="none")]
+    targets, corrections = _target_facts(truth, rng)
     turns.extend(targets)
     turns.extend(_lock_facts(truth, rng))
     decoy = _decoy(truth, rng)
     turns.append(
         Fact(
-            _pick(rng, _DECOY, name=decoy.name, where=where(decoy)),
+            say(rng, _DECOY, name=decoy.name, where=where(decoy)),
             _location(decoy),
             f"location:{decoy.name}",
             "add",
         )
     )
-    turns.append(Fact(_pick(rng, _SMALL_TALK), op="none"))
+    turns.append(Fact(say(rng, _SMALL_TALK), op="none"))
     turns.extend(corrections)
     turns.append(
-        Fact(_pick(rng, _RETRACT, name=decoy.name), "", f"location:{decoy.name}", "delete")
+        Fact(say(rng, _RETRACT, name=decoy.name), "", f"location:{decoy.name}", "delete")
     )
-    return Stages(
+    return StageContent(
         stage1=tuple(turns),
-        distractors=_distractors(truth, rng, n_distractors),
-        supporting_facts=_current_truth(turns),
-        stale_values=tuple(stale),
+        distractors=_distractors(truth, rng, num_distractors),
+        supporting_facts=memory_after(turns),
     )
 
 
 def _target_facts(
     truth: LevelTruth, rng: np.random.Generator
-) -> tuple[list[Fact], list[Fact], list[str]]:
-    """Position and route facts of the targets, the correction(s) to say later, stale values."""
+) -> tuple[list[Fact], list[Fact]]:
+    """Position and route facts of the targets, and the correction(s) to say later."""
     turns: list[Fact] = []
-    stale: list[str] = []
     corrections: list[Fact] = []
     for i, (_, target) in enumerate(truth.targets):
         key = f"location:{target.name}"
@@ -269,34 +254,33 @@ def _target_facts(
             rough = _rough_spot(target, rng)
             turns.append(
                 Fact(
-                    _pick(rng, _ROUGH, name=target.name, where=where(rough)),
+                    say(rng, _ROUGH, name=target.name, where=where(rough)),
                     _location(rough),
                     key,
                     "add",
                 )
             )
-            stale.append(_location(rough))
-            message = _pick(rng, _CORRECT, name=target.name, where=where(target))
+            message = say(rng, _CORRECT, name=target.name, where=where(target))
             corrections.append(Fact(message, exact, key, "update"))
         elif key not in {f.key for f in turns}:
-            message = _pick(rng, _EXACT, name=target.name, where=where(target))
+            message = say(rng, _EXACT, name=target.name, where=where(target))
             turns.append(Fact(message, exact, key, "add"))
         door = truth.routes.get(target.name)
         if door is not None and f"route:{target.name}" not in {f.key for f in turns}:
             content = f"The route to the {target.name} goes through the {door.name}, {where(door)}."
-            message = _pick(rng, _ROUTE, target=target.name, door=door.name, where=where(door))
+            message = say(rng, _ROUTE, target=target.name, door=door.name, where=where(door))
             turns.append(Fact(message, content, f"route:{target.name}", "add"))
-    return turns, corrections, stale
+    return turns, corrections
 
 
 def _lock_facts(truth: LevelTruth, rng: np.random.Generator) -> list[Fact]:
     facts = []
     for door, key in truth.locks:
         if key is None:
-            message = _pick(rng, _LOCK_NO_KEY, door=door.name, where=where(door))
+            message = say(rng, _LOCK_NO_KEY, door=door.name, where=where(door))
             content = f"The {door.name} is locked; it is {where(door)}."
         else:
-            message = _pick(rng, _LOCK, door=door.name, key=key.name, where=where(key))
+            message = say(rng, _LOCK, door=door.name, key=key.name, where=where(key))
             content = f"The {door.name} is locked; its key, the {key.name}, is {where(key)}."
         facts.append(Fact(message, content, f"lock:{door.name}", "add"))
     return facts
@@ -305,7 +289,7 @@ def _lock_facts(truth: LevelTruth, rng: np.random.Generator) -> list[Fact]:
 def _decoy(truth: LevelTruth, rng: np.random.Generator) -> Spot:
     """An object that is not in the level, at a made-up place (said, then retracted)."""
     absent = [f"{c} {k}" for c in _COLORS for k in _KINDS if f"{c} {k}" not in truth.names]
-    name = absent[int(rng.integers(len(absent)))]
+    name = choose(rng, absent)
     ahead, right = (int(v) for v in rng.integers(-4, 5, size=2))
     return Spot(name, ahead or 1, right)
 
@@ -323,19 +307,9 @@ def _distractors(truth: LevelTruth, rng: np.random.Generator, limit: int) -> tup
     others = [o for o in truth.others if o.name not in told]
     order = rng.permutation(len(others))
     chosen = sorted((others[int(i)] for i in order), key=closeness)[:limit]
-    messages = [_pick(rng, _DISTRACT, name=o.name, where=where(o)) for o in chosen]
+    messages = [say(rng, _DISTRACT, name=o.name, where=where(o)) for o in chosen]
     if not messages:  # a bare level: talk about a plausible object of another level
         other = _decoy(truth, rng)
         messages.append(f"In a different level I played, the {other.name} was {where(other)}.")
     return tuple(messages)
 
-
-def _current_truth(turns: list[Fact]) -> tuple[str, ...]:
-    """What an ideal memory holds after ``turns``: adds and updates by key, minus deletes."""
-    memory: dict[str, str] = {}
-    for fact in turns:
-        if fact.op in ("add", "update"):
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            memory.pop(fact.key, None)
-    return tuple(memory.values())

@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from agemem_gym.tasks._common import CHECK_ACTION, is_check_action
+
 # minigrid's encoding tables (minigrid.core.constants), restated so this module stays light.
 _OBJECT_NAMES = (
     "unseen", "empty", "wall", "floor", "door", "key", "ball", "box", "goal", "lava", "agent",
@@ -29,8 +31,6 @@ _BARRIER_TYPES = frozenset({"box", "wall"})
 PRIMITIVE_ACTIONS: tuple[str, ...] = (
     "turn left", "turn right", "move forward", "pick up", "drop", "toggle",
 )  # fmt: skip
-#: The meta action that lists the currently useful actions without acting.
-CHECK_ACTION = "check valid actions"
 COMPLETED_SUFFIX = "\n The task is completed."
 
 _ALIASES: dict[str, str] = {
@@ -46,10 +46,6 @@ _ALIASES: dict[str, str] = {
     "drop it": "drop",
     "put down": "drop",
     "open": "toggle",
-    "check available actions": CHECK_ACTION,
-    "check valid action": CHECK_ACTION,
-    "valid actions": CHECK_ACTION,
-    "available actions": CHECK_ACTION,
 }
 
 
@@ -64,8 +60,10 @@ def parse_action(text: str) -> str | None:
     >>> parse_action("fly") is None
     True
     """
+    if is_check_action(text):
+        return CHECK_ACTION
     words = " ".join(text.strip().strip("\"'`").strip().rstrip(".!").lower().split())
-    if words in PRIMITIVE_ACTIONS or words == CHECK_ACTION:
+    if words in PRIMITIVE_ACTIONS:
         return words
     return _ALIASES.get(words)
 

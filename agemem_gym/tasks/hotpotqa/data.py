@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
+from agemem_gym.tasks._common import given_path
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +149,10 @@ def resolve_path(data: str | os.PathLike[str] | None, split: str) -> Path | None
     Raises:
         DataNotFoundError: when the path does not exist or a directory holds no single match.
     """
-    raw = data if data is not None else os.environ.get(ENV_VAR) or None
-    if raw is None:
+    path, source = given_path(data, ENV_VAR)
+    if path is None:
         return None
-    source = "data=" if data is not None else f"${ENV_VAR}="
-    path = Path(raw).expanduser()
+    raw = path
     if not path.exists():
         raise DataNotFoundError(f"HotpotQA data not found at {source}{str(raw)!r}; {_HOW_TO}.")
     if path.is_file():

@@ -16,7 +16,7 @@ Stages (our construction; the paper gives none):
     - ``corrections`` (default on): one supporting fact is first told in a wrong version (one
       number changed, preferring a number of the answer, then a year; else one capitalised
       name swapped for a distractor paragraph's title) and corrected at the end of stage 1
-      (op ``update``, same key, correct content). The wrong value goes to ``stale_values``.
+      (op ``update``, same key, correct content). The wrong value is ``metadata["wrong_value"]``.
       Examples with nothing to change get no correction;
     - ``asides`` (default 1): other sentences of the gold paragraphs, as side remarks that
       need no memory (op ``none``), at positions fixed per example;
@@ -76,6 +76,7 @@ import numpy as np
 
 from agemem_gym.errors import ConfigError
 from agemem_gym.metrics import best_answer_metrics
+from agemem_gym.tasks._common import choose
 from agemem_gym.tasks.base import Fact, TaskInstance, TaskSource
 from agemem_gym.tasks.hotpotqa import text
 from agemem_gym.tasks.hotpotqa.data import HotpotExample, load_examples
@@ -225,13 +226,13 @@ class HotpotQATasks(TaskSource):
             distractors=distractors,
             supporting_facts=plan.supporting,
             key_items=text.key_items(example.question),
-            stale_values=plan.stale,
             metadata={
                 "type": example.type,
                 "level": example.level,
                 "split": self.split,
                 "supporting_sp": [list(pair) for pair in example.supporting_facts],
                 "corrected_key": plan.corrected,
+                "wrong_value": plan.stale[0] if plan.stale else None,
             },
         )
 
@@ -310,8 +311,8 @@ class HotpotQATasks(TaskSource):
             ]
             sentences = [s for s in spare if s not in plan.used_asides][: self.num_distractors]
         if not sentences:
-            return (text.pick(text.SMALL_TALK, rng),)
-        return tuple(text.render(text.pick(text.DISTRACTOR_TEMPLATES, rng), s) for s in sentences)
+            return (choose(rng, text.SMALL_TALK),)
+        return tuple(text.render(choose(rng, text.DISTRACTOR_TEMPLATES), s) for s in sentences)
 
 
 def _word(turn: _Turn, rng: np.random.Generator) -> Fact:
@@ -323,7 +324,7 @@ def _word(turn: _Turn, rng: np.random.Generator) -> Fact:
         "aside": text.ASIDE_TEMPLATES,
     }
     topic = text.base_title(turn.topic)
-    message = text.render(text.pick(families[turn.kind], rng), turn.content, topic)
+    message = text.render(choose(rng, families[turn.kind]), turn.content, topic)
     content = "" if turn.op == "none" else turn.content
     return Fact(message=message, content=content, key=turn.key, op=turn.op)  # type: ignore[arg-type]
 

@@ -60,11 +60,6 @@ SMALL_TALK = (
 )
 
 
-def pick(templates: Sequence[str], rng: np.random.Generator) -> str:
-    """One template drawn with ``rng``."""
-    return templates[int(rng.integers(len(templates)))]
-
-
 def render(template: str, fact: str = "", topic: str = "") -> str:
     """Fill a template with a fact sentence and its topic (a paragraph title)."""
     return template.format(fact=fact, topic=topic)

@@ -17,7 +17,7 @@ Stages:
       order the plan achieves them; with a single goal condition, the plan's last action
       instead; ``add``), small talk (``none``), the plan's length (``add``), the correction
       of the first-action tip to the plan's real first action (``update``, the old action is
-      listed in ``stale_values``), and the retraction of the extra condition (``delete``).
+      superseded), and the retraction of the extra condition (``delete``).
       ``supporting_facts`` are the objects, ordering, length and corrected first action.
     * Stage 2, three messages: near misses of the same kinds of hint that are about other
       puzzles: a first move with one object swapped for another of its type, a goal
@@ -71,13 +71,13 @@ Data:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agemem_gym.errors import DataNotFoundError
+from agemem_gym.tasks._common import find_data
 from agemem_gym.tasks.base import TaskInstance, TaskSource
 from agemem_gym.tasks.pddl.engine import PDDLEngine
 from agemem_gym.tasks.pddl.logic import Atom
@@ -88,22 +88,21 @@ DATA_ENV_VAR = "AGEMEM_PDDL_DATA"
 DOMAINS = ("gripper", "blockworld", "barman", "tyreworld")
 
 
+def _is_data_dir(path: Path) -> bool:
+    return (path / "test.jsonl").is_file() and (path / "pddl").is_dir()
+
+
 def resolve_data_dir(data: str | Path | None) -> Path:
-    """The data folder: ``data``, else ``$AGEMEM_PDDL_DATA``; checked for its files."""
-    given = data if data is not None else os.environ.get(DATA_ENV_VAR)
-    if not given:
-        raise DataNotFoundError(
-            "the PDDL benchmark needs its data folder (test.jsonl and pddl/): pass data=PATH "
-            f"or set {DATA_ENV_VAR}=PATH"
-        )
-    root = Path(given).expanduser()
-    missing = [p for p in ("test.jsonl", "pddl") if not (root / p).exists()]
-    if missing:
-        raise DataNotFoundError(
-            f"PDDL data folder {str(root)!r} lacks {', '.join(missing)}; expected test.jsonl "
-            "and pddl/<domain>.pddl with pddl/<domain>/*.pddl"
-        )
-    return root
+    """The data folder: ``data``, else ``$AGEMEM_PDDL_DATA``; checked for its files.
+
+    Nothing is fetched: the hub's ``data/pddl`` of AgentBoard holds the label file alone; the
+    domain and problem files come from AgentBoard's code repository.
+    """
+    return find_data(
+        data, benchmark="PDDL", env_var=DATA_ENV_VAR, layout=("", "agentboard_pddl"), accept=_is_data_dir,
+        expected="a folder with AgentBoard's test.jsonl and pddl/<domain>.pddl with "
+        "pddl/<domain>/*.pddl",
+    )
 
 
 class PDDLTasks(TaskSource):
@@ -224,7 +223,7 @@ class PDDLTasks(TaskSource):
             distractors=stages.distractors,
             supporting_facts=stages.supporting_facts,
             key_items=tuple(key_items),
-            stale_values=stages.stale_values,
+            category=row["domain"],
             metadata=metadata,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agemem_gym.tasks._common import StageContent, choose, memory_after, say
 from agemem_gym.tasks.base import Fact, FactOp
 from agemem_gym.tasks.pddl.logic import Atom
 from agemem_gym.tasks.pddl.text import sentence
@@ -24,16 +25,6 @@ class ProblemFacts:
     object_kinds: Mapping[str, tuple[str, ...]]  # type and static one-place predicates
     plan: tuple[str, ...]
     first_actions: tuple[str, ...]  # the actions valid in the initial state
-
-
-@dataclass(frozen=True)
-class StageContent:
-    """The stage-1 turns, stage-2 messages and the memory an ideal agent ends stage 1 with."""
-
-    stage1: tuple[Fact, ...]
-    distractors: tuple[str, ...]
-    supporting_facts: tuple[str, ...]
-    stale_values: tuple[str, ...]
 
 
 _SAY = {
@@ -92,11 +83,6 @@ _SAY = {
 }
 
 
-def _say(kind: str, rng: np.random.Generator, **values: object) -> str:
-    options = _SAY[kind]
-    return options[int(rng.integers(len(options)))].format(**values)
-
-
 def _lower_first(text: str) -> str:
     return text[0].lower() + text[1:] if text[:1].isupper() else text
 
@@ -117,7 +103,7 @@ def near_miss(atom: Atom, facts: ProblemFacts, rng: np.random.Generator) -> Atom
         pos = 1 + int(rng.integers(len(atom) - 1))
         kind = facts.object_kinds.get(atom[pos], ())
         peers = sorted(o for o, k in facts.object_kinds.items() if k == kind and o != atom[pos])
-        other = peers[int(rng.integers(len(peers)))] if peers else _invented(atom[pos], taken)
+        other = choose(rng, peers) if peers else _invented(atom[pos], taken)
         candidate = (*atom[:pos], other, *atom[pos + 1 :])
         if candidate not in facts.goal:
             return candidate
@@ -145,63 +131,57 @@ def build_stages(
     plan = facts.plan
     used = sorted({arg for step in plan for arg in step.split()[1:]})
     wrong = [a for a in facts.first_actions if not plan or a != plan[0]]
-    old = wrong[int(rng.integers(len(wrong)))] if wrong else None
+    old = choose(rng, wrong) if wrong else None
     turns: list[Fact] = []
-    kept: dict[str, str] = {}
 
     def add(key: str, content: str, message: str, op: FactOp = "add") -> None:
         turns.append(Fact(message=message, content=content, key=key, op=op))
-        if op == "delete":
-            kept.pop(key, None)
-        elif op in ("add", "update"):
-            kept[key] = content
 
     if plan and old is not None:
-        add("first_action", f"The first action is: {old}.", _say("first_wrong", rng, a=old))
+        add("first_action", f"The first action is: {old}.", say(rng, _SAY["first_wrong"], a=old))
     add(
         "objects",
         f"The objects needed are: {', '.join(used)}.",
-        _say("objects", rng, x=", ".join(used)),
+        say(rng, _SAY["objects"], x=", ".join(used)),
     )
-    extra = near_miss(facts.goal[int(rng.integers(len(facts.goal)))], facts, rng)
+    extra = near_miss(choose(rng, facts.goal), facts, rng)
     extra_text = sentence(extra)
     add(
         "extra_condition",
         f"Extra goal condition: {extra_text}",
-        _say("extra_add", rng, g=extra_text),
+        say(rng, _SAY["extra_add"], g=extra_text),
     )
     if len(order) >= 2:
         i = int(rng.integers(len(order) - 1))
         g1, g2 = (_lower_first(sentence(a)).rstrip(".") for a in order[i : i + 2])
-        add("order", f"Achieve that {g1} before that {g2}.", _say("order", rng, g1=g1, g2=g2))
+        add("order", f"Achieve that {g1} before that {g2}.", say(rng, _SAY["order"], g1=g1, g2=g2))
     elif plan:
-        add("last_action", f"The last action is: {plan[-1]}.", _say("last", rng, a=plan[-1]))
-    turns.append(Fact(message=_say("chat", rng), op="none"))
+        add("last_action", f"The last action is: {plan[-1]}.", say(rng, _SAY["last"], a=plan[-1]))
+    turns.append(Fact(message=say(rng, _SAY["chat"]), op="none"))
     add(
         "plan_length",
         f"The task can be solved in {len(plan)} actions.",
-        _say("length", rng, n=len(plan)),
+        say(rng, _SAY["length"], n=len(plan)),
     )
     if plan:
         op: FactOp = "update" if old is not None else "add"
         message = (
-            _say("first_fix", rng, a=plan[0], old=old) if old else _say("first", rng, a=plan[0])
+            say(rng, _SAY["first_fix"], a=plan[0], old=old) if old else say(rng, _SAY["first"], a=plan[0])
         )
         add("first_action", f"The first action is: {plan[0]}.", message, op=op)
-    add("extra_condition", "", _say("extra_del", rng, o=extra[1]), op="delete")
+    add("extra_condition", "", say(rng, _SAY["extra_del"], o=extra[1]), op="delete")
     distractors = _distractors(facts, rng)
-    stale = (old,) if old is not None else ()
-    return StageContent(tuple(turns), distractors, tuple(kept.values()), stale)
+    return StageContent(tuple(turns), distractors, memory_after(turns))
 
 
 def _distractors(facts: ProblemFacts, rng: np.random.Generator) -> tuple[str, ...]:
     """Near-miss hints of the same kinds, about other objects or other puzzles."""
     out: list[str] = []
     if facts.plan:
-        out.append(_say("d_first", rng, a=_near_miss_action(facts.plan[0], facts, rng)))
-    goal_atom = facts.goal[int(rng.integers(len(facts.goal)))]
-    out.append(_say("d_goal", rng, g=_lower_first(sentence(near_miss(goal_atom, facts, rng)))))
+        out.append(say(rng, _SAY["d_first"], a=_near_miss_action(facts.plan[0], facts, rng)))
+    goal_atom = choose(rng, facts.goal)
+    out.append(say(rng, _SAY["d_goal"], g=_lower_first(sentence(near_miss(goal_atom, facts, rng)))))
     shift = int(rng.integers(2, 7)) * (1 if rng.random() < 0.5 else -1)
-    out.append(_say("d_length", rng, n=max(1, len(facts.plan) + shift)))
+    out.append(say(rng, _SAY["d_length"], n=max(1, len(facts.plan) + shift)))
     order = rng.permutation(len(out))
     return tuple(out[i] for i in order)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from agemem_gym.tasks._common import is_check_action
 from agemem_gym.tasks.pddl.logic import Atom, Operator
 
 #: (predicate, arity) -> sentence template; predicates not listed use a generic sentence.
@@ -59,10 +60,6 @@ TEMPLATES: dict[tuple[str, int], str] = {
 
 #: Words that ask for something other than an action (normalised text -> command).
 META_COMMANDS: dict[str, str] = {
-    "check valid actions": "valid",
-    "check valid action": "valid",
-    "valid actions": "valid",
-    "list actions": "valid",
     "look": "look",
     "look around": "look",
     "check state": "look",
@@ -117,6 +114,8 @@ def parse_action(text: str, operators: Mapping[str, Operator]) -> ParsedAction |
     ``"(pick ball1 rooma left)"`` and ``"Pick(ball1, rooma, left)."`` all parse alike. Underscores
     or a space may stand for a hyphen in the action name (``put_away``, ``put away``).
     """
+    if is_check_action(text):
+        return ParsedAction(command="valid")
     norm = _normalise(text)
     if norm in META_COMMANDS:
         return ParsedAction(command=META_COMMANDS[norm])

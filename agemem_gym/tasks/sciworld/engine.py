@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agemem_gym.errors import ConfigError
+from agemem_gym.tasks._common import CHECK_ACTION, is_check_action
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 from agemem_gym.tasks.sciworld.jvm import DEFAULT_JAVA_OPTIONS, JavaServer
 
@@ -30,11 +31,10 @@ AGENTBOARD_SIMPLIFICATION = "selfWateringFlowerPots,openContainers,openDoors,noE
 #: AgentBoard's step limit for ScienceWorld.
 AGENTBOARD_MAX_STEPS = 30
 
-CHECK_VALID_ACTIONS = "check valid actions"
 _INVALID_PREFIX = "No known action matches that input."
 _ROOM_RE = re.compile(r"(?:This room is called the|This outside location is called the) ([^.]+)\.")
 _MOVE_RE = re.compile(r"^You (?:move|teleport) to the ([^.]+)\.")
-_HINT = f'(Say "{CHECK_VALID_ACTIONS}" to list the actions that are valid here.)'
+_HINT = f'(Say "{CHECK_ACTION}" to list the actions that are valid here.)'
 
 
 def normalize_action(text: str) -> str:
@@ -192,7 +192,7 @@ class SciWorldEngine(Engine):
                 "The task is already over.", True, self._success, self.progress, False
             )
         text = normalize_action(action)
-        if text == CHECK_VALID_ACTIONS:
+        if is_check_action(text):
             actions = self.valid_actions()
             return EngineStep(self._format_valid(actions), False, False, self.progress, True)
         interface = self.server.interface

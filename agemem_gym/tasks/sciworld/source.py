@@ -16,7 +16,7 @@ Stages:
     "the X is in the R" facts (``add``), the first of them with a wrong room; up to three route
     facts "the way from A to B goes through C" (``add``); a false claim that the door of a room
     the task never visits is locked (``add``); the focus targets (``add``); the correction of
-    the first location (``update``: the wrong room becomes a stale value); the retraction of the
+    the first location (``update``: the wrong room is superseded); the retraction of the
     locked-door claim (``delete``); small talk. Which fact is corrected and which rooms are used
     depend only on the task; the generator only chooses among wordings.
 
@@ -100,11 +100,11 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.tasks._common import find_data
 from agemem_gym.tasks.base import TaskInstance, TaskSource
 from agemem_gym.tasks.sciworld.engine import (
     AGENTBOARD_MAX_STEPS,
     AGENTBOARD_SIMPLIFICATION,
-    CHECK_VALID_ACTIONS,
     GoldTrace,
     SciWorldEngine,
     check_simplification,
@@ -123,23 +123,13 @@ _TRACES_LOCK = threading.Lock()
 
 
 def resolve_data_path(data: str | os.PathLike[str] | None) -> Path:
-    """The task file named by ``data`` or ``$AGEMEM_SCIWORLD_DATA`` (a file or its directory)."""
-    given = data if data is not None else os.environ.get(DATA_ENV_VAR)
-    if not given:
-        raise DataNotFoundError(
-            "ScienceWorld needs AgentBoard's task file (test.jsonl): pass data='path/to/"
-            f"agentboard_scienceworld' or set {DATA_ENV_VAR} to that directory or file"
-        )
-    path = Path(given).expanduser()
-    if path.is_dir():
-        path = path / DATA_FILE
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"ScienceWorld task file not found: {str(path)!r} (from "
-            f"{'data=' if data is not None else DATA_ENV_VAR}); expected AgentBoard's "
-            f"{DATA_FILE} or the directory holding it"
-        )
-    return path
+    """The task file: ``data`` or ``$AGEMEM_SCIWORLD_DATA`` (the file or its directory), else
+    AgentBoard's copy on the hub (fetched once, then cached)."""
+    return find_data(
+        data, benchmark="ScienceWorld", env_var=DATA_ENV_VAR, layout=("", DATA_FILE, f"agentboard_scienceworld/{DATA_FILE}"),
+        expected=f"AgentBoard's ScienceWorld {DATA_FILE} or the directory holding it",
+        hub_file=f"scienceworld/{DATA_FILE}",
+    )
 
 
 def _parse_record(line: str) -> dict[str, Any]:
@@ -272,7 +262,7 @@ class SciWorldTasks(TaskSource):
             raise IndexError(f"task index {index} out of range for {len(self)} ScienceWorld tasks")
         rec = self.records[index]
         trace = self.trace(index)
-        stage1, supporting, stale = build_stage1(trace, rec["id"], rng)
+        stage1, supporting = build_stage1(trace, rec["id"], rng)
         focus = read_trace(trace).focus
         return TaskInstance(
             task_id=f"sciworld-{rec['id']}",
@@ -281,7 +271,7 @@ class SciWorldTasks(TaskSource):
             distractors=build_distractors(trace, self.num_distractors, rng),
             supporting_facts=supporting,
             key_items=key_items(rec["goal"], focus),
-            stale_values=stale,
+            category=rec["env_name"],
             metadata={
                 "agentboard_id": rec["id"],
                 "env_name": rec["env_name"],
@@ -313,7 +303,6 @@ class SciWorldTasks(TaskSource):
 __all__ = [
     "AGENTBOARD_MAX_STEPS",
     "AGENTBOARD_SIMPLIFICATION",
-    "CHECK_VALID_ACTIONS",
     "DATA_ENV_VAR",
     "SciWorldEngine",
     "SciWorldTasks",

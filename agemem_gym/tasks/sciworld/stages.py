@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agemem_gym.tasks._common import say
 from agemem_gym.tasks.base import Fact
 from agemem_gym.tasks.sciworld.engine import GoldTrace
 
@@ -87,11 +88,6 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _say(rng: np.random.Generator, kind: str, **values: str) -> str:
-    options = _TEMPLATES[kind]
-    return options[int(rng.integers(len(options)))].format(**values)
-
-
 def _bare(name: str) -> str:
     return _ARTICLE_RE.sub("", name.strip()).strip()
 
@@ -153,8 +149,8 @@ def _wrong_room(true_room: str, start_room: str, key: int) -> str:
 
 def build_stage1(
     trace: GoldTrace, task_number: int, rng: np.random.Generator
-) -> tuple[tuple[Fact, ...], tuple[str, ...], tuple[str, ...]]:
-    """Stage-1 turns, the supporting facts they leave in memory, and the stale values.
+) -> tuple[tuple[Fact, ...], tuple[str, ...]]:
+    """Stage-1 turns and the supporting facts they leave in memory.
 
     Args:
         trace: the task's replayed gold path.
@@ -162,9 +158,8 @@ def build_stage1(
         rng: picks the wording.
     """
     facts = read_trace(trace)
-    turns: list[Fact] = [Fact(_say(rng, "smalltalk"), op="none")]
+    turns: list[Fact] = [Fact(say(rng, _TEMPLATES["smalltalk"]), op="none")]
     current: dict[str, str] = {}
-    stale: list[str] = []
     located = list(facts.locations.items())[:MAX_LOCATIONS]
     corrected = None
     for i, (obj, room) in enumerate(located):
@@ -173,29 +168,28 @@ def build_stage1(
         if i == 0:  # told wrong first, corrected later (Update)
             shown = _wrong_room(room, trace.start_room, task_number)
             corrected = (obj, room, shown)
-            stale.append(f"The {obj} is in the {shown}.")
         current[key] = f"The {obj} is in the {shown}."
-        turns.append(Fact(_say(rng, "location", obj=obj, room=shown), current[key], key))
+        turns.append(Fact(say(rng, _TEMPLATES["location"], obj=obj, room=shown), current[key], key))
     for a, b, via in facts.legs[:MAX_ROUTES]:
         key = f"route:{a}->{b}"
         if via:
             names = " and ".join(f"the {v}" for v in via)
             current[key] = f"The way from the {a} to the {b} goes through {names}."
-            turns.append(Fact(_say(rng, "route", a=a, b=b, via=names), current[key], key))
+            turns.append(Fact(say(rng, _TEMPLATES["route"], a=a, b=b, via=names), current[key], key))
         else:
             current[key] = f"The {a} connects directly to the {b}."
-            turns.append(Fact(_say(rng, "route_direct", a=a, b=b), current[key], key))
+            turns.append(Fact(say(rng, _TEMPLATES["route_direct"], a=a, b=b), current[key], key))
     turns.extend(_claim_and_focus(facts, trace, task_number, rng, current))
     if corrected is not None:
         obj, room, old = corrected
         key = f"location:{obj}"
         current[key] = f"The {obj} is in the {room}."
         turns.append(
-            Fact(_say(rng, "update", obj=obj, room=room, old=old), current[key], key, "update")
+            Fact(say(rng, _TEMPLATES["update"], obj=obj, room=room, old=old), current[key], key, "update")
         )
     turns.append(_retraction(trace, task_number, rng, current))
-    turns.append(Fact(_say(rng, "smalltalk"), op="none"))
-    return tuple(turns), tuple(current.values()), tuple(stale)
+    turns.append(Fact(say(rng, _TEMPLATES["smalltalk"]), op="none"))
+    return tuple(turns), tuple(current.values())
 
 
 def _claim_room(trace: GoldTrace, task_number: int) -> str:
@@ -214,11 +208,11 @@ def _claim_and_focus(
     room = _claim_room(trace, task_number)
     key = f"door:{room}"
     current[key] = f"The door to the {room} is locked."
-    turns = [Fact(_say(rng, "claim", room=room), current[key], key)]
+    turns = [Fact(say(rng, _TEMPLATES["claim"], room=room), current[key], key)]
     if facts.focus:
         targets = ", then ".join(f"the {t}" for t in facts.focus)
         current["focus"] = f"Focus on {targets}."
-        turns.append(Fact(_say(rng, "focus", targets=targets), current["focus"], "focus"))
+        turns.append(Fact(say(rng, _TEMPLATES["focus"], targets=targets), current["focus"], "focus"))
     return turns
 
 
@@ -227,7 +221,7 @@ def _retraction(
 ) -> Fact:
     room = _claim_room(trace, task_number)
     current.pop(f"door:{room}")
-    return Fact(_say(rng, "retract", room=room), "", f"door:{room}", "delete")
+    return Fact(say(rng, _TEMPLATES["retract"], room=room), "", f"door:{room}", "delete")
 
 
 def visible_items(look: str) -> list[tuple[str, str]]:
@@ -267,9 +261,9 @@ def build_distractors(trace: GoldTrace, count: int, rng: np.random.Generator) ->
     out = []
     for item, holder, room in picked:
         if holder:
-            out.append(_say(rng, "distractor_held", item=item, holder=holder, room=room))
+            out.append(say(rng, _TEMPLATES["distractor_held"], item=item, holder=holder, room=room))
         else:
-            out.append(_say(rng, "distractor", item=item, room=room))
+            out.append(say(rng, _TEMPLATES["distractor"], item=item, room=room))
     while len(out) < count:  # tiny worlds: talk about rooms the task never needs
         room = ROOMS[len(out) % len(ROOMS)]
         out.append(f"Someone said the {room} is packed with stuff.")
