@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from agemem_gym.llm.models import resolve_model
 from agemem_gym.training.grpo import GRPOConfig, train
 from agemem_gym.training.sft import SFTConfig, build_task_tiny_model, train_sft
 from benchmarks.runner import RunConfig, run
@@ -78,7 +79,7 @@ def run_training(config: TrainRun) -> dict[str, Any]:
 
     accelerator = Accelerator()  # the launcher's process group (the trainer's Accelerator shares it)
     out = config.out
-    model = config.grpo.model
+    model = resolve_model(config.grpo.model)  # a named model (smollm2-135m): its folder
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
