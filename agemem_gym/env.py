@@ -110,7 +110,9 @@ class AgeMemEnv(gym.Env[Observation, str]):
         namespace = f"{self.source.name}:{task.task_id}:{seed}"
         if self._ltm is None:
             self._ltm = LongTermMemory(self.encoder, store=self.config.memory_store,
-                                       namespace=namespace, clock=self._clock)
+                                       namespace=namespace, clock=self._clock,
+                                       store_timeout=self.config.store_timeout,
+                                       store_retries=self.config.store_retries)
         else:
             self._ltm.clear(namespace)
         for component in (self.judge, self.summarizer):

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from agemem_gym.config import EnvConfig, check_bool, check_int, parse_stages
 from agemem_gym.env import AgeMemEnv
-from agemem_gym.errors import ConfigError
 from agemem_gym.evaluation import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
 from benchmarks.episode_log import EpisodeLog
@@ -54,11 +54,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.stages = tuple(int(s) for s in self.stages)
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.episodes is not None and self.episodes < 1:
-            raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
+        self.stages = parse_stages(self.stages)
+        self.concurrency = check_int("concurrency", self.concurrency, 1)
+        self.episodes = check_int("episodes", self.episodes, 1, optional=True)
+        self.seed = check_int("seed", self.seed, 0)
+        self.overwrite = check_bool("overwrite", self.overwrite)
+        EnvConfig.split({**self.env_options, "stages": self.stages})  # env settings fail here
 
     def identity(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
