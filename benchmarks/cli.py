@@ -71,8 +71,8 @@ def _parse_stages(text: str) -> tuple[int, ...]:
 
 @app.command()
 def run(
-    agent: Annotated[str, typer.Option(help="Agent: oracle, noop, random, ...")],
-    env: Annotated[str, typer.Option(help="Benchmark: assistant, hotpotqa, babyai, ...")],
+    agent: Annotated[str | None, typer.Option(help="Agent: oracle, noop, random, ...")] = None,
+    env: Annotated[str | None, typer.Option(help="Benchmark: assistant, hotpotqa, babyai, ...")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes (default: the whole evaluation set).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed; episode i uses seed + i.")] = 0,
     stages: Annotated[str, typer.Option(help="Stages to run, e.g. 1,2,3 or 3.")] = "1,2,3",
@@ -93,12 +93,17 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Start the run folder afresh instead of resuming it.")] = False,
     threads: Annotated[int | None, typer.Option(help=_THREADS_HELP)] = None,
+    grid: Annotated[Path | None, typer.Option("--config", help="Grid file (configs/*.yaml): run every cell.")] = None,
 ) -> None:
-    """Run AGENT on ENV.
+    """Run AGENT on ENV (or the grid of --config).
 
     Re-running the same command resumes an interrupted run (Ctrl-C included);
     `agemem-bench describe NAME` lists a benchmark's --env-arg or an agent's --agent-arg options.
     """
+    if grid is not None:
+        return _run_grid(grid, progress)
+    if agent is None or env is None:
+        raise typer.BadParameter("give --agent and --env, or --config for a grid", param_hint="--agent/--env")
     from agemem_gym.errors import AgeMemError
     from benchmarks.run_naming import default_run_folder
     from benchmarks.runner import RunConfig, summarize
@@ -290,6 +295,66 @@ def describe(
         typer.echo(describe_options(name, *load_registries()))
     except KeyError as e:
         raise _fail(ValueError(e.args[0])) from e
+
+
+def _run_grid(path: Path, progress: bool) -> None:
+    """``run --config``: every cell of a grid file (benchmarks/grid.py)."""
+    from agemem_gym.errors import AgeMemError
+    from benchmarks.grid import load_grid, run_grid
+
+    try:
+        grid = load_grid(path)
+        cells = run_grid(grid, progress=progress)
+    except (AgeMemError, TypeError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"grid {grid.name}: {len(cells)} cells done in {grid.folder}; "
+               f"next: agemem-bench table {grid.folder} --paper")
+
+
+@app.command()
+def table(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding them (a grid).")],
+    paper: Annotated[bool, typer.Option(help="Put the paper's numbers and the difference beside ours.")] = False,
+    format: Annotated[str, typer.Option(help="md, csv or latex.")] = "md",
+    only: Annotated[list[str] | None, typer.Option(help="Only this table (repeatable): table2, mq, ...")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
+) -> None:
+    """Build the paper's tables from run folders (benchmarks/tables.py)."""
+    from agemem_gym.errors import AgeMemError
+    from benchmarks.run_folders import find_runs
+    from benchmarks.tables import build_tables, render
+
+    try:
+        text = render(build_tables(find_runs(runs), paper=paper, names=only), format)
+    except AgeMemError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    if out is None:
+        typer.echo(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding them (a grid).")],
+    out: Annotated[Path, typer.Option(help="Folder to write index.html to.")],
+    train: Annotated[list[Path] | None, typer.Option(help="A training run folder (its curve.csv).")] = None,
+    paper: Annotated[bool, typer.Option(help="Put the paper's numbers beside ours.")] = True,
+) -> None:
+    """Write a static HTML report (tables, plots, a trace viewer per episode) to OUT/index.html."""
+    from agemem_gym.errors import AgeMemError
+    from benchmarks.report import write_report
+
+    try:
+        path = write_report(runs, out, train_runs=train or (), paper=paper)
+    except AgeMemError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":
