@@ -53,12 +53,12 @@ class Script(LLMBackend):
 
 def stored(prompt: list[dict[str, str]]) -> list[dict[str, str]]:
     """The memories a Mem0 decision prompt shows (``[{"id", "text"}]``)."""
-    user = prompt[-1]["content"]
+    user = prompt[1]["content"]  # after the system prompt (a retry appends more messages)
     return json.loads(user.split("Stored memories:\n", 1)[1].split("\n\nNew facts:", 1)[0])
 
 
 def new_facts(prompt: list[dict[str, str]]) -> list[str]:
-    return json.loads(prompt[-1]["content"].split("New facts:\n", 1)[1])
+    return json.loads(prompt[1]["content"].split("New facts:\n", 1)[1])
 
 
 def retraction(content: str) -> str:
