@@ -58,6 +58,7 @@ import torch
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
 from agemem_gym.evaluation import play_episodes
+from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.policies.llm_agent import AgeMemAgent
 from agemem_gym.training.rows import (
     TurnRow,
@@ -141,6 +142,8 @@ class GRPOConfig:
     """Show a progress bar."""
     tensorboard: bool = True
     """Also log to TensorBoard under ``out/tb``."""
+    threads: int | None = None
+    """torch CPU threads (default: ``$AGEMEM_THREADS``, else the free cores)."""
 
     def __post_init__(self) -> None:
         self.curriculum = tuple(tuple(int(s) for s in stages) for stages in self.curriculum)
@@ -416,6 +419,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    set_torch_threads(config.threads)
     accelerator = Accelerator()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

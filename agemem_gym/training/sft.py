@@ -31,6 +31,7 @@ import torch
 
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.evaluation import play_episodes
+from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.policies import make_policy
 from agemem_gym.training.rows import (
     TurnRow,
@@ -72,6 +73,8 @@ class SFTConfig:
     """Seeds the teacher's episodes, the batch order and torch."""
     progress: bool = True
     """Show progress bars."""
+    threads: int | None = None
+    """torch CPU threads (default: ``$AGEMEM_THREADS``, else the free cores)."""
 
 
 def collect_demonstrations(config: SFTConfig) -> tuple[list[list[dict[str, str]]], list[str], list[int]]:
@@ -119,6 +122,7 @@ def train_sft(config: SFTConfig) -> dict[str, float]:
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    set_torch_threads(config.threads)
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
