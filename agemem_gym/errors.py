@@ -51,6 +51,6 @@ class StoreUnavailableError(AgeMemError, ConnectionError):
         super().__init__(
             f"the memory store at {location} did not answer {operation} ({tries} "
             f"{'try' if tries == 1 else 'tries'} in {seconds:.1f} s; {reason}). Check that the "
-            "Chroma server is running and reachable, or raise store_timeout / store_retries; "
-            "finished episodes are kept, so rerunning the same command resumes"
+            "Chroma server is running and reachable, or raise store_timeout / store_retries (a "
+            "benchmark run keeps its finished episodes: rerun the same command to resume)"
         )

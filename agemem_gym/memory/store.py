@@ -66,8 +66,9 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 def make_chroma_client(store: str | None = None, timeout: float | None = None) -> Any:
     """A new chromadb client: in memory (None or ``"memory"``), a directory, or a server URL.
 
-    A server is probed first, so one that is down or not answering gives a
-    :class:`~agemem_gym.errors.StoreUnavailableError` within ``timeout`` seconds.
+    A server is probed first with ``timeout``, so one that is down or not answering fails fast
+    (:class:`ChromaStore` retries it and then raises
+    :class:`~agemem_gym.errors.StoreUnavailableError`).
     """
     import chromadb
     from chromadb.config import Settings
@@ -93,13 +94,14 @@ def make_chroma_client(store: str | None = None, timeout: float | None = None) -
 
 
 def _probe(url: str, timeout: float) -> None:
+    """Ask the server's heartbeat; transport errors propagate (the caller retries them)."""
     import httpx
 
     start = time.monotonic()
     try:
         httpx.get(f"{url.rstrip('/')}/api/v2/heartbeat", timeout=timeout).raise_for_status()
-    except httpx.HTTPError as e:
-        raise StoreUnavailableError(url, "connect", time.monotonic() - start, 1, e) from e
+    except httpx.HTTPStatusError as e:  # something answers, but not a Chroma 1.x server
+        raise StoreUnavailableError(url, "heartbeat", time.monotonic() - start, 1, e) from e
 
 
 class ChromaStore:
