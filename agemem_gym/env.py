@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -10,17 +11,19 @@ import gymnasium as gym
 from agemem_gym.config import EnvConfig
 from agemem_gym.episode import EpisodeState
 from agemem_gym.judges import make_judge
-from agemem_gym.llm.base import Usage
+from agemem_gym.llm.base import Generation
 from agemem_gym.memory.context import Context
 from agemem_gym.memory.encoders import make_encoder
 from agemem_gym.memory.ltm import LongTermMemory
 from agemem_gym.memory.summarizers import make_summarizer
+from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.prompts import system_prompt
-from agemem_gym.protocol import ParsedResponse, parse_response
-from agemem_gym.rewards import EpisodeOutcome, trajectory_reward
+from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
+from agemem_gym.scoring import finish_episode, for_episode
 from agemem_gym.spaces import ChatSpace, Observation, ResponseSpace
 from agemem_gym.tasks import Engine, TaskSource, make_task_source
 from agemem_gym.tools import CONTEXT_REDUCING_TOOLS, ToolBox, ToolResult
+from agemem_gym.trace import EventKind, EventSource, cap
 
 _CLOCK_START = dt.datetime(2026, 1, 5, 9, 0)
 _SHOWN_RESPONSE_CHARS = 2_000  # an oversize malformed response is kept in context only this long
@@ -92,6 +95,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self._engine: Engine | None = None
         self._context = Context(config.token_counter)
         self._episode: EpisodeState | None = None
+        self._handle: EpisodeHandle | None = None
 
     # -- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None,
@@ -106,7 +110,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
             task = self.source.get(int(options["task_index"]), self.np_random)
         else:
             task = self.source.sample(self.np_random)
-        self._episode = EpisodeState(task)
+        # one env runs one episode at a time, so its identity keys the running episode
+        self._episode = ep = EpisodeState(task, key=f"env-{id(self):x}", seed=seed)
         namespace = f"{self.source.name}:{task.task_id}:{seed}"
         if self._ltm is None:
             self._ltm = LongTermMemory(self.encoder, store=self.config.memory_store,
@@ -115,16 +120,14 @@ class AgeMemEnv(gym.Env[Observation, str]):
                                        store_retries=self.config.store_retries)
         else:
             self._ltm.clear(namespace)
-        for component in (self.judge, self.summarizer):
-            if hasattr(component, "usage"):
-                component.usage = Usage()  # cost is reported per episode
         self._context = Context(self.config.token_counter)
         self._context.append("system", self._system_prompt, "system")
         self._toolbox = ToolBox(
             self._ltm, self._context, self.encoder,
-            self.summarizer, enabled=self.config.tools,
+            for_episode(self.summarizer, ep.cost["summarizer"]), enabled=self.config.tools,
             filter_threshold=self.config.filter_threshold, max_text_chars=self.config.max_text_chars,
         )
+        self._handle = EpisodeHandle(ep.key, MemoryPort(self), task.task_id, self.source.name)
         self._start_stage()
         return self._observation(), self._info()
 
@@ -134,6 +137,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
             raise gym.error.ResetNeeded("call reset() before step(), and again after the episode ends")
         ep.rounds += 1
         ep.steps_in_turn += 1
+        ep.incoming = None
+        self._emit("response", {"text": cap(action if isinstance(action, str) else repr(action))})
         parsed = parse_response(action, self.config.max_response_chars)
         results: list[ToolResult] = []
         if parsed.kind == "invalid":
@@ -148,7 +153,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
             self._auto_retrieve()
         reward, terminated, truncated, info = 0.0, False, False, self._info(parsed, results)
         if ep.done:
-            final = self._finish()
+            final = finish_episode(self, ep)
             reward = final["reward_components"]["total"]
             terminated = not ep.counts["truncated"]
             truncated = not terminated
@@ -171,12 +176,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
             self.source.close()
         super().close()
 
-    # -- stages and turns ----------------------------------------------------------------------
-    @property
-    def _stage(self) -> int:
-        assert self._episode is not None
-        return self.config.stages[self._episode.stage_index]
-
+    # -- public views ------------------------------------------------------------------------------
     @property
     def ltm(self) -> LongTermMemory:
         """The episode's long-term memory (read it, e.g. to inspect what an agent stored)."""
@@ -188,6 +188,19 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def context(self) -> Context:
         """The episode's context (short-term memory)."""
         return self._context
+
+    @property
+    def episode_handle(self) -> EpisodeHandle:
+        """The running episode's key and memory port, for policies that control memory."""
+        if self._handle is None:
+            raise gym.error.ResetNeeded("call reset() first")
+        return self._handle
+
+    # -- stages and turns ----------------------------------------------------------------------
+    @property
+    def _stage(self) -> int:
+        assert self._episode is not None
+        return self.config.stages[self._episode.stage_index]
 
     def _turns_in_stage(self) -> int:
         assert self._episode is not None
@@ -202,7 +215,9 @@ class AgeMemEnv(gym.Env[Observation, str]):
             ep.stage_index += 1
         if ep.stage_index > 0 and self.config.stages[ep.stage_index - 1] == 1:
             self._context.reset(keep_system=True)  # the paper's reset after stage 1; LTM stays
+            self._emit("context_reset", {}, source="env")
         ep.turn = 0
+        self._emit("stage_start", {"stage": self._stage}, source="env")
         if self._turns_in_stage() == 0:  # an empty last stage: nothing to do
             self._end_stage_bookkeeping()
             ep.done = True
@@ -213,25 +228,37 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep = self._episode
         assert ep is not None and self._ltm is not None
         ep.steps_in_turn = 0
+        ep.memory_check = []
         task = ep.task
         if self._stage == 1:
             message = task.stage1[ep.turn].message
             related = self._ltm.retrieve(message, self.config.retrieval_top_k) if len(self._ltm) else []
             if related:
+                ep.memory_check = [{"id": e.id, "content": e.content, "score": e.score} for e in related]
                 lines = "\n".join(f"[{e.id}] {e.content}" for e in related)
-                self._context.append("user", f"[Memory check] Stored memories related to the next "
-                                     f"message:\n{lines}", "retrieval")
-            self._context.append("user", message, "fact")
+                shown = self._context.append("user", f"[Memory check] Stored memories related to "
+                                             f"the next message:\n{lines}", "retrieval")
+                ep.memory_check = [{**m, "message_id": shown.id} for m in ep.memory_check]
+                self._emit("memory_check", {"query": cap(message), **_found(related)}, source="env")
+            self._user_turn(message, "fact")
         elif self._stage == 2:
-            self._context.append("user", task.distractors[ep.turn], "distractor")
+            self._user_turn(task.distractors[ep.turn], "distractor")
         else:
             text = task.query
             if self._is_interactive():
                 first = self._get_engine().reset(task)
                 text = f"{task.query}\n{first}" if first else task.query
-            self._context.append("user", text, "query")
+            self._user_turn(text, "query")
             if self.config.auto_retrieve:
                 self._auto_retrieve()
+
+    def _user_turn(self, content: str, kind: str) -> None:
+        ep = self._episode
+        assert ep is not None
+        message = self._context.append("user", content, kind)
+        ep.incoming = IncomingMessage(kind, message.id, content, self._stage, ep.turn)  # type: ignore[arg-type]
+        self._emit("user_turn", {"message_kind": kind, "id": message.id, "content": cap(content)},
+                   source="env")
 
     def _next_turn(self) -> None:
         ep = self._episode
@@ -262,17 +289,14 @@ class AgeMemEnv(gym.Env[Observation, str]):
             shown = shown[:_SHOWN_RESPONSE_CHARS] + f"... [{len(shown):,} characters]"
         self._context.append("assistant", shown, "invalid")
         self._context.append("user", f"[Format error] {parsed.error}", "notice")
+        self._emit("format_error", {"error": parsed.error})
 
     def _on_tool_calls(self, action: str, parsed: ParsedResponse) -> list[ToolResult]:
         ep = self._episode
         assert ep is not None and parsed.tool_calls is not None
         limit = self.config.max_tool_calls_per_step
         calls, skipped = parsed.tool_calls[:limit], len(parsed.tool_calls) - limit
-        results = []
-        for call in calls:
-            result = self._toolbox.run(call, {"stage": self._stage, "source": "agent"})
-            results.append(result)
-            self._record(call.name, call.arguments, result)
+        results = [self._run_tool(call, source="agent") for call in calls]
         self._context.append("assistant", action, "tool_call")
         lines = [f"{r.name}: {r.text}" for r in results]
         if skipped > 0:
@@ -281,31 +305,73 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self._context.append("tool", "\n".join(lines), "tool")
         return results
 
-    def _record(self, name: str, arguments: dict[str, Any], result: ToolResult) -> None:
+    def _run_tool(self, call: ToolCall, source: EventSource) -> ToolResult:
+        """Run one tool call from the agent's reply or a controller, counted and traced."""
         ep = self._episode
-        assert ep is not None
-        ep.tool_calls[name] += 1
-        ep.counts["tool_calls"] += 1
+        if ep is None or ep.done:
+            raise gym.error.ResetNeeded("no running episode: call reset() first")
+        before = {m.id: m for m in self._context}
+        metadata = {"stage": self._stage, "source": source}
+        if source == "controller":  # the controller's operations are not limited to the model's tools
+            toolbox = ToolBox(self._toolbox.ltm, self._context, self.encoder, self._toolbox.summarizer,
+                              max_text_chars=self.config.max_text_chars)
+            result = toolbox.run(call, metadata)
+        else:
+            result = self._toolbox.run(call, metadata)
+        ep.count_tool(call.name, source, self._stage)
         if not result.ok:
             ep.counts["tool_errors"] += 1
-        elif name in ("Update_memory", "Delete_memory"):
+        elif call.name in ("Update_memory", "Delete_memory"):
             ep.maintenance = True
-        elif name in CONTEXT_REDUCING_TOOLS and not ep.budget_exceeded:
+        elif call.name in CONTEXT_REDUCING_TOOLS and not ep.budget_exceeded:
             ep.reduced_before_budget = True
-        elif name == "Retrieve_memory" and self._stage == 3:
+        elif call.name == "Retrieve_memory" and self._stage == 3:
             ep.retrieved.update(zip(result.data["ids"], result.data.get("contents", []), strict=True))
-        ep.trace.append({"round": ep.rounds, "stage": self._stage, "turn": ep.turn, "tool": name,
-                         "arguments": _clip(arguments), "ok": result.ok, "result": result.text[:500]})
+        self._emit("tool_call", {"name": call.name, "arguments": call.arguments, "ok": result.ok,
+                                 "result": cap(result.text)}, source=source)
+        if result.ok:
+            self._trace_effect(call, result, before, source)
+        return result
+
+    def _trace_effect(self, call: ToolCall, result: ToolResult, before: dict[str, Any],
+                      source: EventSource) -> None:
+        """The memory or context change a successful call made, as its own event."""
+        data = result.data
+        if call.name == "Add_memory":
+            entry = self.ltm.get(data["id"])
+            self._emit("memory_added", {"id": entry.id, "content": entry.content,
+                                        "metadata": entry.metadata}, source=source)
+        elif call.name == "Update_memory":
+            entry = self.ltm.get(data["id"])
+            self._emit("memory_updated", {"id": entry.id, "old": data["old"], "new": entry.content,
+                                          "metadata": entry.metadata}, source=source)
+        elif call.name == "Delete_memory":
+            self._emit("memory_deleted", {"id": data["id"], "old": data["old"]}, source=source)
+        elif call.name == "Retrieve_memory":
+            self._emit("retrieval", {"query": cap(str(call.arguments.get("query", ""))),
+                                     "ids": data["ids"], "scores": data.get("scores", []),
+                                     "contents": data.get("contents", [])}, source=source)
+        elif data.get("removed"):
+            removed = [{"id": i, "role": before[i].role, "content": cap(before[i].content)}
+                       for i in data["removed"] if i in before]
+            if call.name == "Filter_context":
+                self._emit("context_filtered", {"removed": removed}, source=source)
+            else:
+                summary = next((m.content for m in self._context if m.id == data.get("summary_id")), "")
+                self._emit("context_summarized", {"replaced": removed, "summary": cap(summary)},
+                           source=source)
 
     def _on_answer(self, action: str, answer: str) -> None:
         ep = self._episode
         assert ep is not None
         self._context.append("assistant", action, "answer")
         if self._stage != 3:
+            self._emit("answer", {"text": cap(answer)})
             self._next_turn()
         elif self._is_interactive():
             self._engine_step(answer)
         else:
+            self._emit("answer", {"text": cap(answer)})
             ep.answer = answer
             ep.tokens_at_answer = self._context.total_tokens()
             ep.counts["key_items_missing"] = self._missing_key_items()
@@ -323,11 +389,17 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep.progress = max(ep.progress, outcome.progress, 1.0 if outcome.success else 0.0)
         if not outcome.valid:
             ep.counts["invalid_actions"] += 1
-        self._context.append("user", outcome.observation, "observation")
+        self._emit("engine_action", {"action": cap(action), "valid": outcome.valid})
+        message = self._context.append("user", outcome.observation, "observation")
+        ep.incoming = IncomingMessage("observation", message.id, outcome.observation, 3, ep.turn)
+        self._emit("engine_observation", {"text": cap(outcome.observation), "progress": outcome.progress,
+                                          "success": outcome.success, "done": outcome.done}, source="env")
         if outcome.done or ep.engine_steps >= engine.max_steps:
             ep.tokens_at_answer = self._context.total_tokens()
             ep.counts["key_items_missing"] = self._missing_key_items()
             ep.counts["truncated"] = int(not outcome.done)
+            if not outcome.done:
+                self._emit("limit", {"reason": "engine_steps"}, source="env")
             ep.done = True
 
     # -- limits --------------------------------------------------------------------------------
@@ -344,9 +416,10 @@ class AgeMemEnv(gym.Env[Observation, str]):
         assert ep is not None
         if ep.done:
             return
-        if ep.rounds >= self.max_rounds:
+        step_cap = self.spec.max_episode_steps if self.spec is not None else None
+        if ep.rounds >= self.max_rounds or (step_cap is not None and ep.rounds >= step_cap):
             ep.rounds_exceeded = True
-            self._end_early("rounds")
+            self._end_early("rounds" if ep.rounds >= self.max_rounds else "max_episode_steps")
         elif self._context.total_tokens() > self.max_context_tokens:
             self._end_early("context_cap")
         elif ep.steps_in_turn >= self.config.max_steps_per_turn:
@@ -354,6 +427,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
             note = (f"[Turn limit] {self.config.max_steps_per_turn} responses without an "
                     "<answer>; moving on.")
             self._context.append("user", note, "notice")
+            self._emit("limit", {"reason": "turn_limit"}, source="env")
             if self._stage != 3:
                 self._next_turn()
             elif self._is_interactive():
@@ -370,9 +444,10 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep.counts["key_items_missing"] = self._missing_key_items()
         ep.counts["truncated"] = 1
         ep.counts[f"ended_by_{reason}"] = 1
+        self._emit("limit", {"reason": reason}, source="env")
         ep.done = True
 
-    # -- engine and RAG ----------------------------------------------------------------------------
+    # -- engine, RAG and the controller port -----------------------------------------------------
     def _is_interactive(self) -> bool:
         return self.source.interactive
 
@@ -393,8 +468,34 @@ class AgeMemEnv(gym.Env[Observation, str]):
             ep.retrieved.update((e.id, e.content) for e in found)
             lines = "\n".join(f"[{e.id}] {e.content}" for e in found)
             self._context.append("user", f"[Retrieved memories]\n{lines}", "retrieval")
+            self._emit("retrieval", {"query": cap(latest), **_found(found)}, source="env")
 
-    # -- observation, info, final scores ----------------------------------------------------------
+    def _insert_context(self, text: str, kind: str) -> None:
+        if self._episode is None or self._episode.done:
+            raise gym.error.ResetNeeded("no running episode: call reset() first")
+        message = self._context.append("user", text, kind)
+        self._emit("context_inserted", {"id": message.id, "kind": kind, "content": cap(text)},
+                   source="controller")
+
+    def _record_llm(self, role: str, generations: Sequence[Generation], failures: int,
+                    reason: str | None) -> None:
+        ep = self._episode
+        if ep is None:
+            raise gym.error.ResetNeeded("no running episode: call reset() first")
+        ep.cost[role].add(generations)
+        ep.cost[role].failures += failures
+        if failures and reason:
+            ep.failure_reasons[f"{role}: {reason}"] += failures
+
+    def _emit(self, kind: EventKind, payload: dict[str, Any], source: EventSource = "agent") -> None:
+        ep = self._episode
+        assert ep is not None
+        stage = self.config.stages[min(ep.stage_index, len(self.config.stages) - 1)]
+        ep.trace.emit(kind, payload, source=source, round=ep.rounds, stage=stage, turn=ep.turn,
+                      context_tokens=self._context.total_tokens(),
+                      memory_size=len(self._ltm) if self._ltm is not None else 0)
+
+    # -- observation and info ----------------------------------------------------------------------
     def _clock(self) -> str:
         rounds = self._episode.rounds if self._episode else 0
         return (_CLOCK_START + dt.timedelta(minutes=rounds)).isoformat()
@@ -411,14 +512,20 @@ class AgeMemEnv(gym.Env[Observation, str]):
               results: list[ToolResult] | None = None) -> dict[str, Any]:
         ep = self._episode
         assert ep is not None and self._ltm is not None
+        kinds = {m.id: m.kind for m in self._context}
         info: dict[str, Any] = {
-            "episode_id": f"{self.source.name}/{ep.task.task_id}",
+            "benchmark": self.source.name, "task_id": ep.task.task_id, "episode_key": ep.key,
             "stage": self._stage, "turn": ep.turn, "round": ep.rounds,
             "context_tokens": self._context.total_tokens(), "token_budget": self.token_budget,
             "memory_size": len(self._ltm),
+            "incoming": ep.incoming,
+            "memory_check": [m for m in ep.memory_check if m["message_id"] in kinds],
+            "message_kinds": kinds,
             "format_error": parsed.error if parsed else None,
-            "tool_results": [{"name": r.name, "ok": r.ok, "text": r.text} for r in results or []],
+            "tool_results": [{"name": r.name, "ok": r.ok, "text": r.text, "data": r.data}
+                             for r in results or []],
             "counts": dict(ep.counts),
+            "tool_calls_by_source": {s: dict(c) for s, c in ep.tool_calls_by_source.items()},
         }
         if self.config.privileged_info:
             info["task"] = ep.task
@@ -426,68 +533,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
                 info["expert_action"] = self._get_engine().expert_action()
         return info
 
-    def _finish(self) -> dict[str, Any]:
-        ep = self._episode
-        assert ep is not None and self._ltm is not None
-        task, judge = ep.task, self.judge
-        metrics = self._task_metrics()
-        stage1 = [e.content for e in ep.stage1_entries or []]
-        stage1_added = [e.content for e in ep.stage1_entries or [] if e.metadata.get("stage") == 1]
-        mq = judge.memory_quality(stage1, task.supporting_facts)
-        metrics.update({"mq": mq["mq"], "mq_coverage": mq["coverage"], "mq_precision": mq["precision"]})
-        asked = 3 in self.config.stages
-        if ep.answer is not None and not self._is_interactive():
-            judged = judge.answer_score(task.query, ep.answer, task.answers)
-            if judged is not None:
-                metrics["judge_score"] = judged
-        outcome = EpisodeOutcome(
-            answered=ep.answer is not None or not asked,
-            task_score=metrics.get("judge_score", metrics["score"]),
-            tokens_at_answer=ep.tokens_at_answer or self._context.total_tokens(),
-            token_budget=self.token_budget,
-            budget_exceeded=ep.budget_exceeded,
-            reduced_before_budget=ep.reduced_before_budget,
-            key_items_preserved=ep.counts["key_items_missing"] == 0,
-            storage=judge.storage_quality(stage1_added, task.supporting_facts, task.answers, task.query),
-            maintenance=ep.maintenance,
-            relevance=judge.relevance(task.query, list(ep.retrieved.values())),
-            rounds_exceeded=ep.rounds_exceeded,
-        )
-        components = trajectory_reward(outcome, self.config.reward_weights, self.config.reward_mode)
-        if self.config.format_penalty:
-            components["penalty/format"] = -self.config.format_penalty * ep.counts["format_errors"]
-            components["total"] += components["penalty/format"]
-        return {
-            "answer": ep.answer,
-            "metrics": metrics,
-            "reward_components": components,
-            "tool_calls": dict(ep.tool_calls),
-            "ltm": [{"id": e.id, "content": e.content, "metadata": e.metadata} for e in self._ltm.entries()],
-            "memory_trace": ep.trace,
-            "judges": {"task": judge.name if "judge_score" in metrics else f"{self.source.name}-metric",
-                       "memory": judge.name, "relevance": judge.relevance_name,
-                       "summarizer": self.summarizer.name},
-            "cost": {role: component.usage.as_dict()
-                     for role, component in (("judge", judge), ("summarizer", self.summarizer))
-                     if hasattr(component, "usage")},
-            "context_tokens_max": ep.max_tokens,
-            "token_counter": self._context.counter.name,
-        }
 
-    def _task_metrics(self) -> dict[str, float]:
-        ep = self._episode
-        assert ep is not None
-        if 3 not in self.config.stages:
-            return {"score": 0.0, "success": 0.0}
-        if self._is_interactive():
-            progress = ep.progress
-            score = progress if self.source.task_metric == "progress" else float(ep.success)
-            return {"score": score, "success": float(ep.success), "progress": progress,
-                    "steps": float(ep.engine_steps)}
-        if ep.answer is None:
-            return {"score": 0.0, "success": 0.0}
-        return {k: float(v) for k, v in self.source.score(ep.task, ep.answer).items()}
-
-
-def _clip(arguments: dict[str, Any], limit: int = 300) -> dict[str, Any]:
-    return {k: v[:limit] if isinstance(v, str) else v for k, v in arguments.items()}
+def _found(entries: Sequence[Any]) -> dict[str, list[Any]]:
+    return {"ids": [e.id for e in entries], "scores": [round(float(e.score or 0.0), 4) for e in entries],
+            "contents": [e.content for e in entries]}

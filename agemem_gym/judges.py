@@ -18,6 +18,7 @@ Deterministic formulas:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -167,6 +168,13 @@ class LLMJudge(Judge):
         self.max_new_tokens = max_new_tokens
         self.usage = Usage()
         self.name = f"llm:{getattr(llm, 'model_name', None) or llm.name}"
+
+    def for_episode(self, usage: Usage) -> LLMJudge:
+        """This judge (same model) counting its calls into ``usage``: one episode's cost, exact
+        however many episodes share the judge."""
+        view = copy.copy(self)
+        view.usage = usage
+        return view
 
     def _scores(self, prompts: list[str]) -> list[float | None]:
         generations = self.llm.generate([[{"role": "user", "content": p}] for p in prompts],

@@ -34,6 +34,15 @@ conversation is short-term memory and is cleared after the first part.
 Reply with <tool_call>[{"name": ..., "arguments": {...}}]</tool_call> or <answer>...</answer>."""
 
 
+_NO_TOOLS_PROTOCOL = """\
+You are a helpful assistant. The user first tells you things over several turns, then the
+conversation is cleared and there is unrelated chat, and finally the user asks for something
+that may depend on what was said. Memories retrieved for you may be shown in the conversation.
+
+Every reply has this shape and nothing outside the tags:
+<think>your reasoning</think><answer>your reply to the user</answer>"""
+
+
 def system_prompt(tools: tuple[str, ...] = ALL_TOOLS, instructions: str = "",
                   style: PromptStyle = "full") -> str:
     """The system message: protocol, the enabled tools, benchmark instructions.
@@ -47,7 +56,9 @@ def system_prompt(tools: tuple[str, ...] = ALL_TOOLS, instructions: str = "",
     >>> print(system_prompt(("Add_memory", "Retrieve_memory"), style="compact").splitlines()[-1])
     Retrieve_memory(query, top_k?, metadata_filter?)
     """
-    if style == "compact":
+    if not tools:  # a memory controller outside the model manages memory (the baselines)
+        parts = [_NO_TOOLS_PROTOCOL]
+    elif style == "compact":
         lines = [f"{name}({', '.join(p.name + ('' if p.required else '?') for p in TOOL_SPECS[name].params)})"
                  for name in tools]
         parts = [_COMPACT_PROTOCOL, "Tools:\n" + "\n".join(lines)]

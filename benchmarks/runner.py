@@ -17,11 +17,13 @@ from tqdm.auto import tqdm
 
 from agemem_gym.config import EnvConfig, check_bool, check_int, parse_stages
 from agemem_gym.env import AgeMemEnv
-from agemem_gym.evaluation import FinishedEpisode, play_episodes
+from agemem_gym.rollout import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
+from agemem_gym.result import EpisodeResult
 from benchmarks.episode_log import EpisodeLog
-from benchmarks.provenance import provenance
+from benchmarks.provenance import git_commit, provenance
 from benchmarks.run_folder import RunFolder
+from benchmarks.traces import write_trace
 
 # Settings that define a run: resuming with other values would mix two experiments.
 _IDENTITY = ("env", "agent", "seed", "stages", "env_options", "agent_options")
@@ -68,13 +70,24 @@ class RunConfig:
 
 
 @dataclass
-class _Usage:
-    """What one episode's policy calls cost."""
+class _AgentUsage:
+    """What one episode's agent (the policy's own model calls) cost."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_calls: int = 0
     llm_seconds: float = 0.0
+    stage3_prompts: list[int] = field(default_factory=list)
+
+    def cost(self) -> dict[str, Any]:
+        return {"llm_calls": self.llm_calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "seconds": round(self.llm_seconds, 4),
+                "failures": 0}
+
+    def tokens(self) -> dict[str, float]:
+        per_call = sum(self.stage3_prompts) / len(self.stage3_prompts) if self.stage3_prompts else 0.0
+        return {"prompt": self.prompt_tokens, "completion": self.completion_tokens,
+                "prompt_per_stage3_call": round(per_call, 2)}
 
 
 def episode_id(config: RunConfig, index: int) -> str:
@@ -92,7 +105,7 @@ def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]
 
 def _run_in_folder(config: RunConfig, policy: Policy, folder: RunFolder) -> list[dict[str, Any]]:
     log = EpisodeLog(folder.episodes_path)
-    env_options = {**policy.env_options, **config.env_options}
+    env_options = _shared_components({**policy.env_options, **config.env_options})
     envs = [AgeMemEnv(config.env, stages=config.stages, privileged_info=policy.privileged,
                       **env_options) for _ in range(config.concurrency)]
     try:
@@ -106,73 +119,86 @@ def _run_in_folder(config: RunConfig, policy: Policy, folder: RunFolder) -> list
     finally:
         for env in envs:
             env.close()
+        for component in (env_options.get("judge"), env_options.get("summarizer")):
+            close = getattr(getattr(component, "llm", None), "close", None)
+            if close is not None:
+                close()
     write_summary(log.records, config.out / "summary.csv")
     return log.records
+
+
+def _shared_components(options: dict[str, Any]) -> dict[str, Any]:
+    """Build the encoder, judge and summarizer once per run, so concurrent envs share one model
+    each (every episode still counts its own calls)."""
+    from agemem_gym.judges import make_judge
+    from agemem_gym.memory.encoders import make_encoder
+    from agemem_gym.memory.summarizers import make_summarizer
+
+    options = dict(options)
+    options["encoder"] = encoder = make_encoder(options.get("encoder", "hashing"))
+    if options.get("judge") is not None:
+        options["judge"] = make_judge(options["judge"], encoder)
+    if options.get("summarizer") is not None:
+        options["summarizer"] = make_summarizer(options["summarizer"])
+    return options
 
 
 def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[int],
           log: EpisodeLog, bar: Any) -> None:
     starts = [{"seed": config.seed + i, "options": {"task_index": i}} for i in todo]
-    usage = [_Usage() for _ in todo]
+    usage = [_AgentUsage() for _ in todo]
+    commit = git_commit()
 
     def count(k: int, observation: Any, info: dict[str, Any], action: str,
               used: dict[str, Any] | None) -> None:
         u = usage[k]
         if used is None:  # no model: count what a model would have read and written
-            u.prompt_tokens += info["context_tokens"]
+            prompt = info["context_tokens"]
             u.completion_tokens += envs[0].context.counter.count(action)
         else:
-            u.prompt_tokens += int(used["prompt_tokens"])
+            prompt = int(used["prompt_tokens"])
             u.completion_tokens += int(used["completion_tokens"])
             u.llm_calls += int(used["llm_calls"])
             u.llm_seconds += float(used["seconds"])
+        u.prompt_tokens += prompt
+        if info["stage"] == 3:
+            u.stage3_prompts.append(prompt)
 
     for done in play_episodes(envs, policy, starts, on_step=count):
-        log.append(_record(config, todo[done.index], done, usage[done.index]))
+        index = todo[done.index]
+        result = _with_run(config, done.info["result"], index, done, usage[done.index], commit)
+        write_trace(config.out, result.episode_id, result.trace_dicts())
+        log.append(result.to_record())
         bar.update(1)
 
 
-def _record(config: RunConfig, index: int, done: FinishedEpisode, usage: _Usage) -> dict[str, Any]:
-    info = done.info
-    components = info["reward_components"]
-    return {
-        "episode_id": episode_id(config, index),
-        "index": index,
-        "env": config.env,
-        "agent": config.agent,
-        "seed": config.seed + index,
-        "task_id": info["episode_id"],
-        "stages": list(config.stages),
-        "metrics": info["metrics"],
-        "reward": {**components, "total": done.reward},
-        "tool_calls": info["tool_calls"],
-        "tokens": {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens},
-        "llm_calls": usage.llm_calls,
-        "cost": {"policy": {"llm_calls": usage.llm_calls, "prompt_tokens": usage.prompt_tokens,
-                            "completion_tokens": usage.completion_tokens,
-                            "seconds": round(usage.llm_seconds, 4)}, **info["cost"]},
-        "steps": info["round"],
-        "seconds": round(done.seconds, 4),
-        "terminated": done.terminated,
-        "counts": info["counts"],
-        "answer": info["answer"],
-        "judges": info["judges"],
-        "ltm": info["ltm"],
-        "memory_trace": info["memory_trace"],
-    }
+def _with_run(config: RunConfig, result: EpisodeResult, index: int, done: FinishedEpisode,
+              usage: _AgentUsage, commit: str) -> EpisodeResult:
+    """The env's result completed with what only the run knows."""
+    options = config.agent_options
+    model = options.get("model")
+    return result.with_run(
+        episode_id=episode_id(config, index), index=index, agent=config.agent,
+        model=None if model is None else str(model),
+        backend=options.get("backend", "transformers") if model is not None else None,
+        tokens=usage.tokens(), seconds=round(done.seconds, 4), commit=commit,
+        reward={**result.reward, "total": done.reward},
+        cost={"agent": usage.cost(), **result.cost} if usage.llm_calls else result.cost,
+    )
 
 
 def summarize(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean of every numeric field per (env, agent), with the episode count."""
+    """Mean of every numeric field per (benchmark, agent), with the episode count."""
     if not records:
         return pd.DataFrame()
-    keep = ("env", "agent", "metrics", "reward", "tool_calls", "tokens", "llm_calls", "steps", "seconds")
+    keep = ("benchmark", "agent", "metrics", "reward", "tool_calls", "tokens", "cost", "rounds",
+            "engine_steps", "seconds")
     frame = pd.json_normalize([{k: r[k] for k in keep if k in r} for r in records])
-    tool_columns = [c for c in frame.columns if c.startswith("tool_calls.")]
+    tool_columns = [c for c in frame.columns if c.startswith(("tool_calls.", "cost."))]
     frame[tool_columns] = frame[tool_columns].fillna(0)
     numeric = frame.select_dtypes("number").columns.tolist()
-    summary = frame.groupby(["env", "agent"])[numeric].mean()
-    summary.insert(0, "episodes", frame.groupby(["env", "agent"]).size())
+    summary = frame.groupby(["benchmark", "agent"])[numeric].mean()
+    summary.insert(0, "episodes", frame.groupby(["benchmark", "agent"]).size())
     return summary.reset_index()
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from agemem_gym import AgeMemEnv
-from agemem_gym.evaluation import rollout
+from agemem_gym.rollout import rollout
 from agemem_gym.judges import Judge, LLMJudge, memory_quality, parse_score
 from agemem_gym.llm.base import Generation, LLMBackend
 from agemem_gym.memory import HashingEncoder, LLMSummarizer, Message

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from agemem_gym import ConfigError
 from benchmarks.cli import app
 from benchmarks.runner import RunConfig, run
+from benchmarks.traces import read_trace
 
 SMALL = {"num_facts": 3, "num_updates": 1, "num_deletes": 1, "num_distractors": 2, "distractor_sentences": 2,
          "num_queried": 1}
@@ -26,9 +27,16 @@ def test_cli_run_writes_records_summary_and_provenance(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert [r["episode_id"] for r in records] == ["assistant-00000", "assistant-00001", "assistant-00002"]
     first = records[0]
-    for key in ("episode_id", "env", "agent", "seed", "metrics", "reward", "tool_calls", "tokens",
-                "llm_calls", "steps", "seconds"):
-        assert key in first
+    assert first["env_id"] == "AgeMem/Assistant-v0" and first["benchmark"] == "assistant"
+    assert first["agent"] == "oracle" and first["seed"] == 0 and first["stages"] == [1, 2, 3]
+    assert first["protocol"] == "paper" and first["encoder"] == "hashing" and first["commit"]
+    assert first["gold_answers"] and first["question"].endswith("?")
+    assert first["rounds"] > 0 and first["engine_steps"] == 0 and "steps" not in first
+    assert first["tool_calls_by_source"] == {"agent": first["tool_calls"]}
+    assert sum(sum(c.values()) for c in first["tool_calls_by_stage"].values()) == sum(first["tool_calls"].values())
+    trace = read_trace(tmp_path, "assistant-00000")
+    assert len(trace) == first["trace_events"] and trace[0]["kind"] == "stage_start"
+    assert {e["kind"] for e in trace} >= {"user_turn", "response", "tool_call", "memory_added", "answer"}
     assert first["metrics"]["score"] == 1.0 and first["tokens"]["prompt"] > first["tokens"]["completion"] > 0
     assert set(first["reward"]) >= {"total", "task", "context/compression", "memory/storage", "penalty/tokens"}
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
@@ -59,14 +67,17 @@ def test_resume_skips_finished_and_refuses_other_settings(tmp_path):
         run(RunConfig(env="assistant", agent="oracle", out=tmp_path, episodes=4, env_options=SMALL, progress=False))
 
 
-def test_concurrent_run_matches_sequential(tmp_path):
-    sequential = run(RunConfig(env="assistant", agent="random", out=tmp_path / "a", episodes=4, env_options=SMALL,
-                               progress=False))
-    concurrent = run(RunConfig(env="assistant", agent="oracle", out=tmp_path / "b", episodes=4, env_options=SMALL,
-                               concurrency=3, progress=False))
-    assert sorted(r["index"] for r in concurrent) == [0, 1, 2, 3]
-    assert all(r["metrics"]["score"] == 1.0 for r in concurrent)
-    assert len(sequential) == 4
+@pytest.mark.parametrize("agent", ["oracle", "memory-random"])
+def test_concurrent_run_matches_sequential(tmp_path, agent):
+    def play(out, concurrency):
+        records = run(RunConfig(env="assistant", agent=agent, out=tmp_path / out, episodes=4,
+                                env_options=SMALL, concurrency=concurrency, progress=False))
+        return {r["index"]: (r["answer"], r["reward"], r["tool_calls"], r["ltm"], r["tokens"])
+                for r in records}
+
+    sequential, concurrent = play("a", 1), play("b", 3)
+    assert sorted(concurrent) == [0, 1, 2, 3]
+    assert concurrent == sequential
 
 
 def test_killed_run_resumes_to_exactly_n_unique_episodes(tmp_path):

@@ -6,6 +6,7 @@ summarizer implements the same one-method protocol.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -98,6 +99,12 @@ class LLMSummarizer:
         self.usage = Usage()
         self.name = f"llm:{getattr(llm, 'model_name', None) or llm.name}"
         self._fallback = ExtractiveSummarizer()
+
+    def for_episode(self, usage: Usage) -> LLMSummarizer:
+        """This summarizer (same model) counting its calls into ``usage`` (one episode's cost)."""
+        view = copy.copy(self)
+        view.usage = usage
+        return view
 
     def summarize(self, messages: Sequence[Message]) -> str:
         conversation = "\n".join(f"{m.role}: {m.content}" for m in messages)

@@ -9,7 +9,8 @@ from agemem_gym.errors import UnknownNameError
 from agemem_gym.policies.base import Policy
 from agemem_gym.policies.scripted import MemoryRandomPolicy, NoopPolicy, OraclePolicy, RandomPolicy
 
-#: agent name -> "module:Class"; baselines and LLM agents add their lines here.
+#: agent name -> "module:Class"; packages outside the library (the baselines) add theirs with
+#: :func:`register_policy`.
 POLICIES: dict[str, str] = {
     "oracle": "agemem_gym.policies.scripted:OraclePolicy",
     "noop": "agemem_gym.policies.scripted:NoopPolicy",
@@ -18,6 +19,19 @@ POLICIES: dict[str, str] = {
     "agemem": "agemem_gym.policies.llm_agent:AgeMemAgent",
     "agemem-rag": "agemem_gym.policies.llm_agent:AgeMemRAGAgent",
 }
+
+
+def register_policy(name: str, target: str) -> None:
+    """Make ``make_policy(name)`` build ``target`` (``"module:Class"``, imported when used).
+
+    >>> register_policy("echo-demo", "agemem_gym.policies.scripted:NoopPolicy")
+    >>> make_policy("echo-demo").name
+    'noop'
+    >>> del POLICIES["echo-demo"]
+    """
+    if ":" not in target:
+        raise ValueError(f"target must look like 'package.module:Class', got {target!r}")
+    POLICIES[name] = target
 
 
 def make_policy(name: str, **options: Any) -> Policy:
@@ -32,4 +46,5 @@ def make_policy(name: str, **options: Any) -> Policy:
     return getattr(importlib.import_module(module_name), class_name)(**options)
 
 
-__all__ = ["POLICIES", "MemoryRandomPolicy", "NoopPolicy", "OraclePolicy", "Policy", "RandomPolicy", "make_policy"]
+__all__ = ["POLICIES", "MemoryRandomPolicy", "NoopPolicy", "OraclePolicy", "Policy", "RandomPolicy",
+           "make_policy", "register_policy"]

@@ -6,14 +6,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from agemem_gym.port import EpisodeHandle
 from agemem_gym.spaces import Observation
 
 
 class Policy(ABC):
     """Maps an observation (the context) to the model's next response text.
 
-    Policies hold no per-episode state that the observation and ``info`` cannot rebuild, so one
-    policy can serve many concurrent episodes and batch their calls in :meth:`act_batch`.
+    One policy serves many concurrent episodes and batches their calls in :meth:`act_batch`;
+    a policy that keeps per-episode state (a memory controller) keys it by
+    ``info["episode_key"]`` between :meth:`start_episode` and :meth:`end_episode`.
     A policy that needs ground truth sets ``privileged = True``; the harness then turns on
     ``privileged_info`` in the env.
 
@@ -33,6 +35,13 @@ class Policy(ABC):
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Called once before a run."""
+
+    def start_episode(self, episode: EpisodeHandle) -> None:  # noqa: B027 - optional hook
+        """Called after each env reset: ``episode.key`` comes back as ``info["episode_key"]``
+        in :meth:`act_batch`; ``episode.port`` acts on the episode's long-term memory."""
+
+    def end_episode(self, episode: EpisodeHandle) -> None:  # noqa: B027 - optional hook
+        """Called when the episode has ended: drop its state."""
 
     @abstractmethod
     def act(self, observation: Observation, info: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ class OraclePolicy(Policy):
         if stage in (1, 2) and acted and last["content"].startswith("Summary_context"):
             acted = False  # the summary was housekeeping; the turn's own action is still due
         if stage == 1:
-            return self._stage1(task, turn, observation, last if acted else None)
+            return self._stage1(task, turn, info, last if acted else None)
         if stage == 2:
             if not acted:
                 return format_tool_call("Filter_context", criteria=task.distractors[turn])
@@ -61,7 +61,7 @@ class OraclePolicy(Policy):
         return format_answer(task.metadata.get("oracle_answer") or (task.answers or ("",))[0])
 
     @staticmethod
-    def _stage1(task: TaskInstance, turn: int, observation: Observation,
+    def _stage1(task: TaskInstance, turn: int, info: dict[str, Any],
                 tool_result: dict[str, str] | None) -> str:
         fact = task.stage1[turn]
         if fact.op == "none" or (tool_result and not tool_result["content"].startswith("Retrieve_memory")):
@@ -69,7 +69,7 @@ class OraclePolicy(Policy):
         if fact.op == "add":
             return format_tool_call("Add_memory", content=fact.content, metadata={"key": fact.key})
         previous = [f.content for f in task.stage1[:turn] if f.key == fact.key and f.op != "delete"]
-        memory_id = _find_memory_id(observation, previous[-1]) if previous else None
+        memory_id = _find_memory_id(info, previous[-1]) if previous else None
         if memory_id is None:
             if tool_result is not None:  # retrieved and still not found: nothing to change
                 return format_answer("Noted.")
@@ -80,13 +80,13 @@ class OraclePolicy(Policy):
         return format_tool_call("Delete_memory", memory_id=memory_id, confirmation=True)
 
 
-def _find_memory_id(observation: Observation, content: str) -> str | None:
-    """The id shown next to ``content`` anywhere in the context (latest mention wins)."""
-    for message in reversed(observation):
-        for memory_id, text in _MEMORY_LINE.findall(message["content"]):
-            if text.strip() == content:
-                return memory_id
-    return None
+def _find_memory_id(info: dict[str, Any], content: str) -> str | None:
+    """The id of the memory holding ``content`` among those the env just showed: the last
+    retrieval's results, else this turn's introspective memory check."""
+    shown = [(i, c) for r in info.get("tool_results", []) if r["name"] == "Retrieve_memory"
+             for i, c in zip(r["data"].get("ids", []), r["data"].get("contents", []), strict=True)]
+    shown += [(m["id"], m["content"]) for m in info.get("memory_check", [])]
+    return next((memory_id for memory_id, text in shown if text.strip() == content), None)
 
 
 class NoopPolicy(Policy):
@@ -143,7 +143,7 @@ class MemoryRandomPolicy(Policy):
 
     Example:
         >>> from agemem_gym import AgeMemEnv
-        >>> from agemem_gym.evaluation import rollout
+        >>> from agemem_gym.rollout import rollout
         >>> env = AgeMemEnv("assistant", privileged_info=True)
         >>> _, info = rollout(env, MemoryRandomPolicy(p_store=1.0, p_retrieve=1.0), seed=0, task_index=0)
         >>> info["tool_calls"]["Retrieve_memory"]
@@ -165,7 +165,8 @@ class MemoryRandomPolicy(Policy):
         self.answer = answer
 
     def _coin(self, info: dict[str, Any]) -> float:
-        key = [self.seed, zlib.crc32(info["episode_id"].encode()), info["stage"], info["turn"], info["round"]]
+        episode = f"{info['benchmark']}/{info['task_id']}"
+        key = [self.seed, zlib.crc32(episode.encode()), info["stage"], info["turn"], info["round"]]
         return float(np.random.default_rng(key).random())
 
     def act(self, observation: Observation, info: dict[str, Any]) -> str:
@@ -186,9 +187,8 @@ class MemoryRandomPolicy(Policy):
             return format_tool_call("Retrieve_memory", query=task.query, **extra)
         if interactive:
             return format_answer(info["expert_action"] or "")
-        shown = last["content"] if acted else ""
-        found = [a for a in task.answers if a and a.lower() in shown.lower()]
+        shown = [c for r in info.get("tool_results", []) for c in r["data"].get("contents", [])]
+        found = [a for a in task.answers if a and any(a.lower() in line.lower() for line in shown)]
         if found and self.answer == "quote":  # copying a line is easier to learn than extracting a value
-            found = [line for _, line in _MEMORY_LINE.findall(shown)
-                     if any(a.lower() in line.lower() for a in found)]
+            found = [line for line in shown if any(a.lower() in line.lower() for a in found)]
         return format_answer("; ".join(found) if found else "I don't know.")

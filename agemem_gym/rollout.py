@@ -1,4 +1,9 @@
-"""Play whole episodes with a policy: the loop every script, the harness and the trainer share."""
+"""Play whole episodes with a policy: the loop every script, the harness and the trainer share.
+
+Each episode's :class:`~agemem_gym.port.EpisodeHandle` is given to the policy's
+``start_episode`` after ``reset`` and to ``end_episode`` when it ends, so a policy (a memory
+controller) can keep per-episode state while one ``act_batch`` call serves every running episode.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from typing import Any
 
 import gymnasium as gym
 
+from agemem_gym.env import AgeMemEnv
 from agemem_gym.policies.base import Policy
+from agemem_gym.port import EpisodeHandle
 from agemem_gym.spaces import Observation
 
 #: Called for every response: (episode index, observation, info, response, the policy's usage
-#: for it or None).
+#: for it or None), before the env takes the response.
 StepHook = Callable[[int, Observation, dict[str, Any], str, "dict[str, Any] | None"], None]
 
 
@@ -67,10 +74,16 @@ def play_episodes(envs: Sequence[gym.Env[Any, str]], policy: Policy,
     """
     queue = list(range(len(starts)))[::-1]
     slots: dict[int, tuple[gym.Env[Any, str], Observation, dict[str, Any], float]] = {}
+
+    def start(i: int, env: gym.Env[Any, str]) -> None:
+        began = time.perf_counter()
+        observation, info = env.reset(**starts[i])
+        policy.start_episode(_handle(env))
+        slots[i] = (env, observation, info, began)
+
     for env in envs:
         if queue:
-            i = queue.pop()
-            slots[i] = (env, *env.reset(**starts[i]), time.perf_counter())
+            start(queue.pop(), env)
     while slots:
         running = list(slots)
         actions = policy.act_batch([slots[i][1] for i in running], [slots[i][2] for i in running])
@@ -83,7 +96,14 @@ def play_episodes(envs: Sequence[gym.Env[Any, str]], policy: Policy,
             if not (terminated or truncated):
                 slots[i] = (env, observation, info, started)
                 continue
+            policy.end_episode(_handle(env))
             yield FinishedEpisode(i, float(reward), bool(terminated), info, time.perf_counter() - started)
             if queue:
-                j = queue.pop()
-                slots[j] = (env, *env.reset(**starts[j]), time.perf_counter())
+                start(queue.pop(), env)
+
+
+def _handle(env: gym.Env[Any, str]) -> EpisodeHandle:
+    unwrapped = env.unwrapped
+    if not isinstance(unwrapped, AgeMemEnv):
+        raise TypeError(f"play_episodes drives AgeMem envs, got {type(unwrapped).__name__}")
+    return unwrapped.episode_handle

@@ -1,0 +1,103 @@
+"""What a finished episode earned: task metrics, memory quality, the reward, and its result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agemem_gym.llm.base import Usage
+from agemem_gym.registration import env_id
+from agemem_gym.result import EpisodeResult
+from agemem_gym.rewards import EpisodeOutcome, trajectory_reward
+
+if TYPE_CHECKING:
+    from agemem_gym.env import AgeMemEnv
+    from agemem_gym.episode import EpisodeState
+
+
+def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
+    """The last step's extra ``info``: metrics, reward components, tool counts, final memory,
+    judges, cost, and the typed :class:`~agemem_gym.result.EpisodeResult` under ``result``."""
+    task, judge = ep.task, for_episode(env.judge, ep.cost["judge"])
+    metrics = _task_metrics(env, ep)
+    stage1 = [e.content for e in ep.stage1_entries or []]
+    stage1_added = [e.content for e in ep.stage1_entries or [] if e.metadata.get("stage") == 1]
+    mq = judge.memory_quality(stage1, task.supporting_facts)
+    metrics.update({"mq": mq["mq"], "mq_coverage": mq["coverage"], "mq_precision": mq["precision"]})
+    asked = 3 in env.config.stages
+    if ep.answer is not None and not env.source.interactive:
+        judged = judge.answer_score(task.query, ep.answer, task.answers)
+        if judged is not None:
+            metrics["judge_score"] = judged
+    outcome = EpisodeOutcome(
+        answered=ep.answer is not None or not asked,
+        task_score=metrics.get("judge_score", metrics["score"]),
+        tokens_at_answer=ep.tokens_at_answer or env.context.total_tokens(),
+        token_budget=env.token_budget,
+        budget_exceeded=ep.budget_exceeded,
+        reduced_before_budget=ep.reduced_before_budget,
+        key_items_preserved=ep.counts["key_items_missing"] == 0,
+        storage=judge.storage_quality(stage1_added, task.supporting_facts, task.answers, task.query),
+        maintenance=ep.maintenance,
+        relevance=judge.relevance(task.query, list(ep.retrieved.values())),
+        rounds_exceeded=ep.rounds_exceeded,
+    )
+    components = trajectory_reward(outcome, env.config.reward_weights, env.config.reward_mode)
+    if env.config.format_penalty:
+        components["penalty/format"] = -env.config.format_penalty * ep.counts["format_errors"]
+        components["total"] += components["penalty/format"]
+    judges = {"task": judge.name if "judge_score" in metrics else f"{env.source.name}-metric",
+              "memory": judge.name, "relevance": judge.relevance_name,
+              "summarizer": env.summarizer.name}
+    cost = {role: {**usage.as_dict(), **_reasons(ep, role)} for role, usage in ep.cost.items()
+            if usage.llm_calls or usage.failures}
+    ltm = [{"id": e.id, "content": e.content, "metadata": e.metadata} for e in env.ltm.entries()]
+    result = EpisodeResult(
+        env_id=env.spec.id if env.spec is not None else env_id(env.source.name),
+        benchmark=env.source.name, task_id=task.task_id, seed=ep.seed,
+        stages=tuple(env.config.stages), protocol=str(getattr(env.config, "protocol", "paper")),
+        judges=judges, encoder=env.encoder.name,
+        category=getattr(task, "category", None) or task.metadata.get("category"),
+        question=task.query, gold_answers=tuple(task.answers), answer=ep.answer,
+        metrics=metrics, reward=dict(components), tool_calls=dict(ep.tool_calls),
+        tool_calls_by_source={s: dict(c) for s, c in ep.tool_calls_by_source.items()},
+        tool_calls_by_stage={str(s): dict(c) for s, c in sorted(ep.tool_calls_by_stage.items())},
+        counts=dict(ep.counts), cost=cost, rounds=ep.rounds, engine_steps=ep.engine_steps,
+        terminated=not ep.counts["truncated"], ltm=ltm, trace=tuple(ep.trace.events),
+    )
+    return {
+        "answer": ep.answer,
+        "metrics": metrics,
+        "reward_components": components,
+        "tool_calls": dict(ep.tool_calls),
+        "ltm": ltm,
+        "judges": judges,
+        "cost": cost,
+        "context_tokens_max": ep.max_tokens,
+        "token_counter": env.context.counter.name,
+        "result": result,
+    }
+
+
+def for_episode(component: Any, usage: Usage) -> Any:
+    """``component`` (a judge or summarizer shared by a run) counting its model calls into one
+    episode's ``usage``; components that call no model come back as they are."""
+    bind = getattr(component, "for_episode", None)
+    return bind(usage) if bind is not None else component
+
+
+def _reasons(ep: EpisodeState, role: str) -> dict[str, Any]:
+    reasons = {k.split(": ", 1)[1]: n for k, n in ep.failure_reasons.items() if k.startswith(f"{role}: ")}
+    return {"failure_reasons": reasons} if reasons else {}
+
+
+def _task_metrics(env: AgeMemEnv, ep: EpisodeState) -> dict[str, float]:
+    if 3 not in env.config.stages:
+        return {"score": 0.0, "success": 0.0}
+    if env.source.interactive:
+        progress = ep.progress
+        score = progress if env.source.task_metric == "progress" else float(ep.success)
+        return {"score": score, "success": float(ep.success), "progress": progress,
+                "steps": float(ep.engine_steps)}
+    if ep.answer is None:
+        return {"score": 0.0, "success": 0.0}
+    return {k: float(v) for k, v in env.source.score(ep.task, ep.answer).items()}
