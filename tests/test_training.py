@@ -213,10 +213,28 @@ def test_resume_continues_from_the_checkpoint(tmp_path, tmp_path_factory):
 
 def test_lora_trains_adapters_only(tmp_path, tmp_path_factory):
     pytest.importorskip("peft")
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
     path = tiny_model(tmp_path_factory)
     log = train(_config(tmp_path, path, max_steps=1, lora=True, lora_r=4, lora_alpha=8))
     assert math.isfinite(log[0]["train/loss"])
-    assert (tmp_path / "run" / "model" / "config.json").exists()  # merged into a plain model
+    checkpoint = tmp_path / "run" / "checkpoint"
+    adapters = load_file(checkpoint / "adapter_model.safetensors")  # the checkpoint holds adapters only
+    lora_b = [tensor for name, tensor in adapters.items() if "lora_B" in name]
+    assert lora_b and all(not any(k in name for k in ("embed", "norm")) for name in adapters)
+    assert any(tensor.abs().sum() > 0 for tensor in lora_b)  # B starts at zero: the adapters changed
+    base = AutoModelForCausalLM.from_pretrained(path).state_dict()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model").state_dict()
+    assert merged.keys() == base.keys()  # merged into a plain model
+    # the merged model is the untouched base plus the saved adapters' update, and nothing else
+    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), checkpoint)
+    expected = expected.merge_and_unload().state_dict()
+    for name in base:
+        assert torch.allclose(merged[name], expected[name], atol=1e-6), name
+    moved = {name for name in base if not torch.equal(base[name], merged[name])}
+    assert moved and all(name.endswith("proj.weight") for name in moved)  # only adapted linears
+    assert not any("embed" in name or "norm" in name for name in moved)
 
 
 def test_task_tiny_model_does_not_depend_on_the_package_docstrings(tmp_path, monkeypatch):
