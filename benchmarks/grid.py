@@ -74,6 +74,8 @@ class MethodSpec(_Strict):
     """The paper backbone it stands for (default: read from the model name)."""
     agent_options: dict[str, Any] = Field(default_factory=dict)
     env_options: dict[str, Any] = Field(default_factory=dict)
+    benchmarks: list[str] | None = None
+    """Only these of the grid's benchmarks (default: all of them)."""
 
     @property
     def resolved_backbone(self) -> str:
@@ -121,6 +123,12 @@ class GridConfig(_Strict):
 
     @model_validator(mode="after")
     def _distinct_cells(self) -> GridConfig:
+        names = [b.name for b in self.benchmarks]
+        for method in self.methods:
+            unknown = sorted(set(method.benchmarks or ()) - set(names))
+            if unknown:
+                raise ValueError(f"method {method.name!r} names benchmarks {unknown} that the grid "
+                                 f"does not list; the grid's benchmarks are {names}")
         folders = [c.out for c in self.cells()]
         twice = sorted({str(f) for f in folders if folders.count(f) > 1})
         if twice:
@@ -134,7 +142,8 @@ class GridConfig(_Strict):
 
     def cells(self) -> list[Cell]:
         return [Cell(self, method, bench, seed) for method in self.methods
-                for bench in self.benchmarks for seed in self.seeds]
+                for bench in self.benchmarks if method.benchmarks is None or bench.name in method.benchmarks
+                for seed in self.seeds]
 
 
 def _slug(text: str) -> str:
@@ -287,8 +296,10 @@ def _run_cell(cell: Cell, bar: Any, offset: int) -> None:
 def _watch(cell: Cell, bar: Any, offset: int, stop: threading.Event) -> None:
     """Move the grid's bar as the cell's runner appends episodes (it runs without a bar)."""
     while not stop.wait(0.5):
-        bar.n = offset + cell.finished()
-        bar.refresh()
+        done = offset + cell.finished()
+        if done != bar.n:
+            bar.n = done
+            bar.refresh()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

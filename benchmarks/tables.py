@@ -289,10 +289,10 @@ def _title(name: str) -> tuple[str, str]:
 def format_value(value: object) -> str:
     """A cell as text: missing is ``-``, never 0.
 
-    >>> format_value(float("nan")), format_value(54.444), format_value(2117.3), format_value(0.5333)
-    ('-', '54.44', '2117', '0.5333')
+    >>> format_value(float("nan")), format_value(pd.NA), format_value(54.444), format_value(2117.3)
+    ('-', '-', '54.44', '2117')
     """
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return "-"
     if isinstance(value, (float, np.floating)):
         return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"

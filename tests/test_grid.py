@@ -58,9 +58,19 @@ def test_grid_errors_say_what_to_fix(tmp_path):
         load_grid(bad)
     with pytest.raises(ValueError, match="two cells share the folder"):
         _grid(tmp_path, methods=[{"name": "A", "agent": "oracle"}, {"name": "A", "agent": "noop"}])
+    with pytest.raises(ValueError, match=r"method 'A' names benchmarks \['hotpot'\] that the grid does not list"):
+        _grid(tmp_path, methods=[{"name": "A", "agent": "oracle", "benchmarks": ["hotpot"]}])
     with pytest.raises(UnknownNameError, match="unknown agent 'oracel'. Did you mean 'oracle'"):
         run_grid(_grid(tmp_path, methods=[{"name": "A", "agent": "oracel"}]), progress=False)
     assert not (tmp_path / "grid").exists(), "nothing runs before every agent is known"
+
+
+def test_a_method_can_run_on_some_benchmarks_only():
+    local = load_grid(REPO / "configs" / "local.yaml")
+    assert [(c.method.name, c.benchmark.name) for c in local.cells() if c.method.name == "noop"] == [
+        ("noop", "assistant"), ("noop", "hotpotqa")]
+    assert {c.benchmark.name for c in local.cells() if c.method.name == "oracle"} == {
+        b.name for b in local.benchmarks}
 
 
 def test_grid_runs_each_cell_once_and_names_it(tmp_path):
