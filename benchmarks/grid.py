@@ -218,8 +218,13 @@ class Cell:
         return len(ids)
 
     def is_done(self) -> bool:
+        """Finished with these settings (a changed setting is the runner's to refuse)."""
         state = _read_yaml(self.out / "cell.yaml")
         if state.get("status") != "done":
+            return False
+        ran = _read_yaml(self.out / "config.yaml").get("run", {})
+        identity = self.run_config().identity()
+        if any(ran.get(k) != v for k, v in identity.items()):
             return False
         return self.finished() >= (self.episodes or int(state.get("finished", 0)))
 

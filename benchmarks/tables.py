@@ -266,13 +266,19 @@ def render(tables: dict[str, pd.DataFrame], fmt: str = "md") -> str:
     if fmt == "csv":
         long = [t.assign(table=name) for name, t in tables.items() if name != "table2_wide"]
         return pd.concat(long).to_csv(index=False)
-    parts = []
+    parts = [_LEGEND] if fmt == "md" else []
     for name, table in tables.items():
         shown = table if name in ("table2_wide", "cost") else table[[c for c in _SHOWN if c in table]]
         title, note = _title(name)
         text = _markdown(shown) if fmt == "md" else _latex(shown, title)
         parts.append(f"### {title}\n\n{note}{text}" if fmt == "md" else text)
     return "\n".join(parts)
+
+
+_LEGEND = ("mean: mean of the per-seed means; seed_sd: spread of the seed means; n: episodes; "
+           "sd: spread over episodes; ci_low/ci_high: 95% percentile bootstrap over episodes "
+           "(resampled within each seed, 2,000 resamples); paper: the paper's number; diff: mean - "
+           "paper; '-': missing (not run), never 0.\n")
 
 
 def _title(name: str) -> tuple[str, str]:

@@ -94,6 +94,9 @@ def test_grid_runs_each_cell_once_and_names_it(tmp_path):
         assert _ids(cell.out) == [f"assistant-{i:05d}" for i in range(3)]
         assert (cell.out / "episodes.jsonl").read_bytes().startswith(before[cell.out])
     assert yaml.safe_load((tmp_path / "grid" / "grid.yaml").read_text())["grid"]["episodes"] == 3
+    changed = _grid(tmp_path, episodes=3, benchmarks=[{"name": "assistant", "env_options": {**SMALL, "num_facts": 3}}])
+    with pytest.raises(ConfigError, match="holds a run with different env_options"):
+        run_grid(changed, progress=False)  # a done cell is not reused under other settings
 
 
 def test_killed_grid_resumes_with_each_cell_exactly_once(tmp_path):
