@@ -18,7 +18,8 @@ BASELINES: dict[str, tuple[str, str]] = {
              "Mem0: fact extraction, then one batched ADD/UPDATE/DELETE/NONE decision per message"),
     "mem0g": ("baselines.mem0g:Mem0Graph",
               "Mem0g: Mem0 plus an entity graph with conflict invalidation and BM25 graph search"),
-    # "amem": ("baselines.amem:AMem", "..."),
+    "amem": ("baselines.amem:AMem",
+             "A-Mem: a linked note per message; an evolution call links and rewrites neighbours by id"),
     # "langmem": ("baselines.langmem:LangMem", "..."),
 }
 
