@@ -84,11 +84,21 @@ class EnvConfig:
     reward_weights: RewardWeights = field(default_factory=RewardWeights)
     """w_task, w_context, w_memory (default 1/3 each)."""
     reward_mode: RewardMode = "full"
-    """``full`` (the paper's R) or ``task`` (task score only)."""
+    """``full`` (the paper's R), ``task`` (task score only) or ``official`` (the released code's
+    reward, :mod:`agemem_gym.rewards_official`)."""
     format_penalty: float = 0.0
     """Subtracted from the final reward for each malformed response."""
     privileged_info: bool = False
     """Put ground truth (``task``, ``expert_action``) in ``info`` for scripted policies."""
+    protocol: str = "paper"
+    """``paper`` (our reading of the paper) or ``official`` (the authors' released code); a
+    protocol is a preset of the settings below (:mod:`agemem_gym.protocols`), recorded in every
+    result."""
+    introspective_retrieval: bool = True
+    """Show the top-k stored memories before each stage-1 turn (the paper; ``official``: off)."""
+    parser: str = "strict"
+    """``strict`` refuses malformed replies; ``lenient`` repairs them as the released code does
+    and counts each repair (:mod:`agemem_gym.lenient`)."""
     store_timeout: float = DEFAULT_TIMEOUT
     """Seconds a Chroma server may take to answer one request before it is retried."""
     store_retries: int = DEFAULT_RETRIES
@@ -100,7 +110,9 @@ class EnvConfig:
         self.tools = _names("tools", self.tools, tuple(TOOL_SPECS))
         self.controller_ops = _names("controller_ops", self.controller_ops, CONTROLLER_OPS)
         self.prompt = check_choice("prompt", self.prompt, ("full", "compact"))
-        self.reward_mode = check_choice("reward_mode", self.reward_mode, ("full", "task"))
+        self.reward_mode = check_choice("reward_mode", self.reward_mode, ("full", "task", "official"))
+        self.protocol = check_choice("protocol", self.protocol, ("paper", "official"))
+        self.parser = check_choice("parser", self.parser, ("strict", "lenient"))
         self.encoder = _check_encoder(self.encoder)
         self.judge = check_llm_spec("judge", self.judge, "memory_quality", "a Judge")
         self.summarizer = check_llm_spec("summarizer", self.summarizer, "summarize",
@@ -118,7 +130,7 @@ class EnvConfig:
         self.format_penalty = check_number("format_penalty", self.format_penalty, 0.0, None)
         self.store_timeout = check_number("store_timeout", self.store_timeout, 0.0, None,
                                           low_open=True)
-        for name in ("auto_retrieve", "privileged_info"):
+        for name in ("auto_retrieve", "privileged_info", "introspective_retrieval"):
             setattr(self, name, check_bool(name, getattr(self, name)))
         self.reward_weights = _check_weights(self.reward_weights)
 

@@ -18,7 +18,9 @@ from agemem_gym.memory.ltm import LongTermMemory
 from agemem_gym.memory.summarizers import make_summarizer
 from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.prompts import system_prompt
+from agemem_gym.lenient import parse_lenient
 from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
+from agemem_gym.protocols import apply_protocol, rename_tools, tool_aliases
 from agemem_gym.scoring import finish_episode, for_episode
 from agemem_gym.spaces import ChatSpace, Observation, ResponseSpace
 from agemem_gym.tasks import Engine, TaskSource, make_task_source
@@ -75,7 +77,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def __init__(self, tasks: str | TaskSource = "assistant", *, config: EnvConfig | None = None,
                  render_mode: str | None = None, **options: Any):
         if config is None:
-            config, source_options = EnvConfig.split(options)
+            config, source_options = EnvConfig.split(
+                apply_protocol(tasks if isinstance(tasks, str) else tasks.name, options))
         else:
             source_options = options
         self.config = config
@@ -90,7 +93,9 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self.summarizer = make_summarizer(config.summarizer)
         self.observation_space = ChatSpace()
         self.action_space = ResponseSpace(config.max_response_chars, config.tools)
-        self._system_prompt = system_prompt(config.tools, self.source.instructions, config.prompt)
+        self._system_prompt = rename_tools(
+            system_prompt(config.tools, self.source.instructions, config.prompt), config.protocol)
+        self._tool_aliases = tool_aliases(config.protocol)
         self._ltm: LongTermMemory | None = None
         self._engine: Engine | None = None
         self._context = Context(config.token_counter)
@@ -138,13 +143,16 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep.rounds += 1
         ep.steps_in_turn += 1
         ep.incoming = None
+        ep.stage3_rounds += self._stage == 3
         self._emit("response", {"text": cap(action if isinstance(action, str) else repr(action))})
-        parsed = parse_response(action, self.config.max_response_chars)
+        parsed = self._parse(action)
         results: list[ToolResult] = []
         if parsed.kind == "invalid":
             self._on_invalid(action, parsed)
         elif parsed.kind == "tool_call":
             results = self._on_tool_calls(action, parsed)
+            if parsed.answer is not None and not ep.done:  # lenient: the tools ran, the answer counts
+                self._on_answer(None, parsed.answer)
         else:
             self._on_answer(action, parsed.answer or "")
         self._track_tokens()
@@ -232,7 +240,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         task = ep.task
         if self._stage == 1:
             message = task.stage1[ep.turn].message
-            related = self._ltm.retrieve(message, self.config.retrieval_top_k) if len(self._ltm) else []
+            check = len(self._ltm) and self.config.introspective_retrieval
+            related = self._ltm.retrieve(message, self.config.retrieval_top_k) if check else []
             if related:
                 ep.memory_check = [{"id": e.id, "content": e.content, "score": e.score} for e in related]
                 lines = "\n".join(f"[{e.id}] {e.content}" for e in related)
@@ -281,6 +290,16 @@ class AgeMemEnv(gym.Env[Observation, str]):
             ep.stage1_entries = self._ltm.entries()
 
     # -- one response ----------------------------------------------------------------------------
+    def _parse(self, action: Any) -> ParsedResponse:
+        if self.config.parser == "strict":
+            return parse_response(action, self.config.max_response_chars)
+        lenient = parse_lenient(action, self.config.max_response_chars)
+        assert self._episode is not None
+        for repair in lenient.repairs:
+            self._episode.counts["repairs"] += 1
+            self._episode.counts[f"repair/{repair}"] += 1
+        return lenient.parsed
+
     def _on_invalid(self, action: Any, parsed: ParsedResponse) -> None:
         assert self._episode is not None
         self._episode.counts["format_errors"] += 1
@@ -288,7 +307,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         if len(shown) > _SHOWN_RESPONSE_CHARS:
             shown = shown[:_SHOWN_RESPONSE_CHARS] + f"... [{len(shown):,} characters]"
         self._context.append("assistant", shown, "invalid")
-        self._context.append("user", f"[Format error] {parsed.error}", "notice")
+        if self.config.parser == "strict":  # the released code gives no feedback: it asks again
+            self._context.append("user", f"[Format error] {parsed.error}", "notice")
         self._emit("format_error", {"error": parsed.error})
 
     def _on_tool_calls(self, action: str, parsed: ParsedResponse) -> list[ToolResult]:
@@ -296,13 +316,15 @@ class AgeMemEnv(gym.Env[Observation, str]):
         assert ep is not None and parsed.tool_calls is not None
         limit = self.config.max_tool_calls_per_step
         calls, skipped = parsed.tool_calls[:limit], len(parsed.tool_calls) - limit
+        calls = [ToolCall(self._tool_aliases.get(c.name, c.name), c.arguments) for c in calls]
         results = [self._run_tool(call, source="agent") for call in calls]
         self._context.append("assistant", action, "tool_call")
         lines = [f"{r.name}: {r.text}" for r in results]
         if skipped > 0:
             ep.counts["tool_errors"] += skipped
             lines.append(f"Only {limit} tool calls run per response; {skipped} were skipped.")
-        self._context.append("tool", "\n".join(lines), "tool")
+        message = self._context.append("tool", "\n".join(lines), "tool")
+        ep.tool_message_results[message.id] = [(r.name, r.ok) for r in results]
         return results
 
     def _run_tool(self, call: ToolCall, source: EventSource) -> ToolResult:
@@ -361,10 +383,12 @@ class AgeMemEnv(gym.Env[Observation, str]):
                 self._emit("context_summarized", {"replaced": removed, "summary": cap(summary)},
                            source=source)
 
-    def _on_answer(self, action: str, answer: str) -> None:
+    def _on_answer(self, action: str | None, answer: str) -> None:
+        """``action`` is the reply to append, None when it is already in the context."""
         ep = self._episode
         assert ep is not None
-        self._context.append("assistant", action, "answer")
+        if action is not None:
+            self._context.append("assistant", action, "answer")
         if self._stage != 3:
             self._emit("answer", {"text": cap(answer)})
             self._next_turn()

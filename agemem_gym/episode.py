@@ -33,6 +33,7 @@ class EpisodeState:
     maintenance: bool = False
     rounds_exceeded: bool = False
     engine_steps: int = 0
+    stage3_rounds: int = 0
     success: bool = False
     progress: float = 0.0
     stage1_entries: list[Any] | None = None
@@ -48,6 +49,7 @@ class EpisodeState:
     trace: Trace = field(default_factory=Trace)
     incoming: IncomingMessage | None = None
     memory_check: list[dict[str, Any]] = field(default_factory=list)
+    tool_message_results: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
 
     def count_tool(self, name: str, source: str, stage: int) -> None:
         self.tool_calls[name] += 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RewardMode = Literal["full", "task"]
+RewardMode = Literal["full", "task", "official"]
 
 
 @dataclass(frozen=True)

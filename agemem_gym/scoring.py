@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agemem_gym.judges import LLMJudge
 from agemem_gym.llm.base import Usage
+from agemem_gym.protocol import parse_response
 from agemem_gym.registration import env_id
 from agemem_gym.result import EpisodeResult
 from agemem_gym.rewards import EpisodeOutcome, trajectory_reward
+from agemem_gym.rewards_official import FinalContext, Judged, official_reward
 
 if TYPE_CHECKING:
     from agemem_gym.env import AgeMemEnv
@@ -41,7 +44,15 @@ def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
         relevance=judge.relevance(task.query, list(ep.retrieved.values())),
         rounds_exceeded=ep.rounds_exceeded,
     )
-    components = trajectory_reward(outcome, env.config.reward_weights, env.config.reward_mode)
+    if env.config.protocol == "official":  # MQ as the released eval: top 20 for the question at the end
+        final = [e.content for e in env.ltm.retrieve(task.query, 20)] if len(env.ltm) else []
+        official_mq = judge.memory_quality(final, task.supporting_facts)
+        metrics.update({"mq_paper": metrics["mq"], "mq": official_mq["mq"],
+                        "mq_coverage": official_mq["coverage"], "mq_precision": official_mq["precision"]})
+    if env.config.reward_mode == "official":
+        components = _official_reward(env, ep, judge, outcome)
+    else:
+        components = trajectory_reward(outcome, env.config.reward_weights, env.config.reward_mode)
     if env.config.format_penalty:
         components["penalty/format"] = -env.config.format_penalty * ep.counts["format_errors"]
         components["total"] += components["penalty/format"]
@@ -76,6 +87,26 @@ def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
         "token_counter": env.context.counter.name,
         "result": result,
     }
+
+
+def _official_reward(env: AgeMemEnv, ep: EpisodeState, judge: Any, outcome: EpisodeOutcome) -> dict[str, float]:
+    """The released code's reward, read off the final context as it does."""
+    messages = list(env.context)
+    results = {i: ep.tool_message_results[m.id] for i, m in enumerate(messages) if m.id in ep.tool_message_results}
+    added = [c.arguments.get("content", "") for m in messages if m.role == "assistant" and m.kind == "tool_call"
+             for c in (parse_response(m.content).tool_calls or ()) if c.name == "Add_memory"]
+    final = FinalContext.from_messages([(m.role, m.content) for m in messages], results,
+                                       [str(a) for a in added], list(ep.retrieved.values()))
+    overrides = None
+    if isinstance(judge, LLMJudge):
+        task = ep.task
+        overrides = Judged(relevance=lambda texts: judge.relevance(task.query, texts),
+                           storage=lambda texts: judge.storage_quality(texts, task.supporting_facts,
+                                                                        task.answers, task.query))
+    rounds = ep.stage3_rounds if not env.source.interactive else ep.engine_steps
+    return official_reward(final, task_score=outcome.task_score, answered=outcome.answered,
+                           rounds=rounds, max_rounds=env.config.max_steps_per_turn,
+                           token_budget=env.token_budget, judge=overrides)
 
 
 def for_episode(component: Any, usage: Usage) -> Any:

@@ -3,6 +3,7 @@ format-correct agent that uses memory at random (the warm-start teacher for trai
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from typing import Any, ClassVar, Literal
@@ -66,6 +67,10 @@ class OraclePolicy(Policy):
         fact = task.stage1[turn]
         if fact.op == "none" or (tool_result and not tool_result["content"].startswith("Retrieve_memory")):
             return format_answer("Noted.")
+        if fact.op == "add" and "\n" in fact.content:  # one message telling several facts
+            calls = [{"name": "Add_memory", "arguments": {"content": line, "metadata": {"key": fact.key}}}
+                     for line in fact.content.split("\n")]
+            return f"<think></think><tool_call>{json.dumps(calls)}</tool_call>"
         if fact.op == "add":
             return format_tool_call("Add_memory", content=fact.content, metadata={"key": fact.key})
         previous = [f.content for f in task.stage1[:turn] if f.key == fact.key and f.op != "delete"]
