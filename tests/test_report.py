@@ -132,3 +132,12 @@ def test_browser_opens_an_episode_and_shows_its_tool_calls(page, browser):
     assert tab.locator("#viewer .ev:visible").count() == len(tools)
     assert errors == [] and all(url.startswith(("file:", "data:", "blob:")) for url in requests)
     tab.close()
+
+
+def test_a_link_opens_one_trace_alone(page, browser):
+    tab = browser.new_page()
+    tab.goto(page.as_uri() + "#ep=4&solo")
+    tab.wait_for_selector("#viewer .ev-tool_call .tool-name")
+    assert "assistant-00001 - Oracle on assistant" in tab.locator("#viewer h3").first.inner_text()
+    assert not tab.locator("#episodes").is_visible() and tab.locator("#viewer").is_visible()
+    tab.close()
