@@ -127,12 +127,11 @@ def run(
     stage_list = _parse_stages(stages)
     out = out or default_run_folder(env, agent, stages=stage_list, seed=seed, env_options=env_options,
                                     agent_options=agent_options)
-    lifecycle = {"overwrite": True} if overwrite else {}  # RunConfig.overwrite: start afresh
     try:
         config = RunConfig(
             env=env, agent=agent, out=out, episodes=episodes, seed=seed, stages=stage_list,
             env_options=env_options, agent_options=agent_options, concurrency=concurrency,
-            progress=progress, **lifecycle,
+            progress=progress, overwrite=overwrite,
         )
         records = run_episodes(config)
     except (AgeMemError, TypeError) as e:
