@@ -20,7 +20,9 @@ BASELINES: dict[str, tuple[str, str]] = {
               "Mem0g: Mem0 plus an entity graph with conflict invalidation and BM25 graph search"),
     "amem": ("baselines.amem:AMem",
              "A-Mem: a linked note per message; an evolution call links and rewrites neighbours by id"),
-    # "langmem": ("baselines.langmem:LangMem", "..."),
+    "langmem": ("baselines.langmem:LangMem",
+                "LangMem: a memory manager with create/patch(/remove) after each turn, and a running "
+                "summary of the context"),
 }
 
 for _name, (_target, _description) in BASELINES.items():
