@@ -62,7 +62,9 @@ def _first_json(text: str) -> tuple[Any, str | None]:
     if not starts:
         return None, "no JSON object or array in the reply"
     try:
-        value, _ = json.JSONDecoder().raw_decode(body[min(starts):])
+        # strict=False: raw control characters inside strings, which constrained decoders let
+        # through, are read rather than failed
+        value, _ = json.JSONDecoder(strict=False).raw_decode(body[min(starts):])
     except json.JSONDecodeError as e:
         return None, f"invalid JSON: {e.msg} at character {e.pos}"
     return value, None

@@ -86,3 +86,9 @@ def test_unusable_replies_say_why(text, reason):
 def test_replies_are_found_after_thinking_and_inside_fences():
     text = '<think>{"not": "this"}</think>Sure!\n```json\n' + json.dumps({"event": "NONE", "ok": False}) + "\n```"
     assert parse_reply(text, VERDICT) == ({"event": "NONE", "ok": False}, None)
+
+
+def test_raw_control_characters_in_strings_are_read():
+    """A constrained decoder may write a raw newline or escape byte inside a string."""
+    schema = object_schema("facts", {"facts": {"type": "array", "items": {"type": "string"}}})
+    assert parse_reply('{"facts": ["a\nb\x1b"]}', schema) == ({"facts": ["a\nb\x1b"]}, None)
