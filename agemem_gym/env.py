@@ -168,6 +168,18 @@ class AgeMemEnv(gym.Env[Observation, str]):
             info.update(final)
         return self._observation(), reward, terminated, truncated, info
 
+    def end_episode(self, reason: str) -> tuple[float, dict[str, Any]]:
+        """End the running episode now, as if it ran out of rounds (the -1 round penalty), and
+        return its final reward and the final ``info`` entries. For step caps applied outside
+        the env (:class:`~agemem_gym.wrappers.FinishOnTruncation`)."""
+        ep = self._episode
+        if ep is None or ep.done:
+            raise gym.error.ResetNeeded("no running episode to end")
+        ep.rounds_exceeded = True
+        self._end_early(reason)
+        final = finish_episode(self, ep)
+        return final["reward_components"]["total"], final
+
     def render(self) -> str | None:
         if self.render_mode == "ansi":
             return "\n".join(f"[{m.id}] {m.role}: {m.content}" for m in self._context)
@@ -440,10 +452,9 @@ class AgeMemEnv(gym.Env[Observation, str]):
         assert ep is not None
         if ep.done:
             return
-        step_cap = self.spec.max_episode_steps if self.spec is not None else None
-        if ep.rounds >= self.max_rounds or (step_cap is not None and ep.rounds >= step_cap):
+        if ep.rounds >= self.max_rounds:
             ep.rounds_exceeded = True
-            self._end_early("rounds" if ep.rounds >= self.max_rounds else "max_episode_steps")
+            self._end_early("rounds")
         elif self._context.total_tokens() > self.max_context_tokens:
             self._end_early("context_cap")
         elif ep.steps_in_turn >= self.config.max_steps_per_turn:

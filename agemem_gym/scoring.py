@@ -77,6 +77,7 @@ def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
     )
     return {
         "answer": ep.answer,
+        "counts": dict(ep.counts),
         "metrics": metrics,
         "reward_components": components,
         "tool_calls": dict(ep.tool_calls),

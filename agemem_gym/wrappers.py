@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.spaces import Space
@@ -38,3 +38,33 @@ class FlatTextObservation(gym.ObservationWrapper[str, str, Observation]):
 
     def observation(self, observation: Observation) -> str:
         return "\n".join(f"[{m['id']}] {m['role']}: {m['content']}" for m in observation)
+
+
+class FinishOnTruncation(gym.Wrapper[Observation, str, Observation, str], gym.utils.RecordConstructorArgs):
+    """Ends an episode that an outer step cap (``gym.make(id, max_episode_steps=N)``'s
+    ``TimeLimit``) truncated the way the env ends a capped episode itself: with the trajectory
+    reward, every component (the round penalty included) and the episode's result.
+
+    ``gym.make`` adds it to every AgeMem id, outside ``TimeLimit``.
+
+    Example:
+        >>> import gymnasium as gym, agemem_gym
+        >>> env = gym.make("AgeMem/Assistant-v0", max_episode_steps=2)
+        >>> _ = env.reset(seed=0)
+        >>> _ = env.step("<answer>ok</answer>")
+        >>> _, reward, terminated, truncated, info = env.step("<answer>ok</answer>")
+        >>> truncated, info["reward_components"]["penalty/rounds"], reward < 0
+        (True, -1.0, True)
+        >>> env.close()
+    """
+
+    def __init__(self, env: gym.Env[Observation, str]):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def step(self, action: str) -> tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if truncated and not terminated and "reward_components" not in info:
+            reward, final = self.env.unwrapped.end_episode("max_episode_steps")  # type: ignore[attr-defined]
+            info = {**info, **final}
+        return observation, reward, terminated, truncated, info

@@ -91,7 +91,7 @@ def test_stage_subsets(stages):
 
 
 def test_bad_stage_config_is_rejected():
-    with pytest.raises(ConfigError, match=r"stages must be an increasing subset of \(1, 2, 3\), got \(3, 1\)"):
+    with pytest.raises(ConfigError, match=r"stages must be an increasing subset of \(1, 2, 3\), such as \(3,\) or \(1, 2, 3\), got \(3, 1\) \(tuple\)"):
         AgeMemEnv("assistant", stages=(3, 1))
 
 
@@ -205,4 +205,16 @@ def test_ansi_render_lists_messages():
     env = AgeMemEnv("assistant", render_mode="ansi", **SMALL)
     env.reset(seed=0)
     assert env.render().startswith("[m1] system: You are an assistant")
+    env.close()
+
+
+def test_max_episode_steps_ends_with_the_trajectory_reward_and_its_parts():
+    env = gym.make("AgeMem/Assistant-v0", max_episode_steps=3, **SMALL)
+    env.reset(seed=0)
+    for _ in range(3):
+        _, reward, terminated, truncated, info = env.step("<think></think><answer>ok</answer>")
+    assert truncated and not terminated
+    components = info["reward_components"]
+    assert components["penalty/rounds"] == -1.0 and reward == components["total"] < 0
+    assert info["counts"]["ended_by_max_episode_steps"] == 1 and info["result"].rounds == 3
     env.close()
