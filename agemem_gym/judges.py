@@ -168,49 +168,85 @@ class LLMJudge(Judge):
         self.max_new_tokens = max_new_tokens
         self.usage = Usage()
         self.name = f"llm:{getattr(llm, 'model_name', None) or llm.name}"
+        self._cache: dict[str, float | None] | None = None  # replies of one episode's prefetch
 
     def for_episode(self, usage: Usage) -> LLMJudge:
         """This judge (same model) counting its calls into ``usage``: one episode's cost, exact
         however many episodes share the judge."""
         view = copy.copy(self)
-        view.usage = usage
+        view.usage, view._cache = usage, {}
         return view
 
+    def prefetch(self, *, question: str, answer: str | None, references: Sequence[str],
+                 memory: Sequence[str], stored: Sequence[str], supporting_facts: Sequence[str],
+                 retrieved: Sequence[str]) -> None:
+        """Ask every question the end of an episode needs in one batched call; the scoring
+        methods then read the replies instead of calling the model one by one."""
+        prompts = [*self._storage_prompts(stored, supporting_facts, references, question)]
+        prompts += [p for p in (self._memory_prompt(memory, supporting_facts),
+                                self._relevance_prompt(question, retrieved)) if p]
+        if answer is not None:
+            prompts.append(self._answer_prompt(question, answer, references))
+        self._scores(prompts)
+
     def _scores(self, prompts: list[str]) -> list[float | None]:
-        generations = self.llm.generate([[{"role": "user", "content": p}] for p in prompts],
-                                        max_new_tokens=self.max_new_tokens, temperature=0.0)
-        self.usage.add(generations)
-        scores = [parse_score(g.text) for g in generations]
-        self.usage.failures += sum(s is None for s in scores)
-        return scores
+        cache = self._cache if self._cache is not None else {}
+        missing = list(dict.fromkeys(p for p in prompts if p not in cache))
+        if missing:
+            generations = self.llm.generate([[{"role": "user", "content": p}] for p in missing],
+                                            max_new_tokens=self.max_new_tokens, temperature=0.0)
+            self.usage.add(generations)
+            scores = [parse_score(g.text) for g in generations]
+            self.usage.failures += sum(s is None for s in scores)
+            cache.update(zip(missing, scores, strict=True))
+        return [cache[p] for p in prompts]
+
+    @staticmethod
+    def _answer_prompt(question: str, answer: str, references: Sequence[str]) -> str:
+        return ANSWER_RUBRIC.format(question=question, answer=answer or "(no answer)",
+                                    references=" | ".join(references) or "(none)")
+
+    @staticmethod
+    def _memory_prompt(entries: Sequence[str], supporting_facts: Sequence[str]) -> str | None:
+        if not entries or not supporting_facts:
+            return None
+        return MEMORY_RUBRIC.format(facts=_lines(supporting_facts), entries=_lines(entries))
+
+    @staticmethod
+    def _storage_prompts(entries: Sequence[str], supporting_facts: Sequence[str],
+                         answers: Sequence[str], question: str) -> list[str]:
+        return [ENTRY_RUBRIC.format(question=question or "(unknown)", references=" | ".join(answers),
+                                    facts=_lines(supporting_facts), entry=e) for e in entries]
+
+    @staticmethod
+    def _relevance_prompt(query: str, retrieved: Sequence[str]) -> str | None:
+        return RELEVANCE_RUBRIC.format(question=query, entries=_lines(retrieved)) if retrieved else None
 
     def answer_score(self, question: str, answer: str, references: Sequence[str]) -> float | None:
-        prompt = ANSWER_RUBRIC.format(question=question, answer=answer or "(no answer)",
-                                      references=" | ".join(references) or "(none)")
-        return self._scores([prompt])[0]
+        return self._scores([self._answer_prompt(question, answer, references)])[0]
 
     def memory_quality(self, entries: Sequence[str], supporting_facts: Sequence[str]) -> dict[str, float]:
         fallback = super().memory_quality(entries, supporting_facts)
-        if not entries or not supporting_facts:
+        prompt = self._memory_prompt(entries, supporting_facts)
+        if prompt is None:
             return fallback
-        score = self._scores([MEMORY_RUBRIC.format(facts=_lines(supporting_facts), entries=_lines(entries))])[0]
+        score = self._scores([prompt])[0]
         return fallback if score is None else {**fallback, "mq": score}
 
     def storage_quality(self, entries: Sequence[str], supporting_facts: Sequence[str],
                         answers: Sequence[str], question: str = "") -> float:
         if not entries:
             return 0.0
-        prompts = [ENTRY_RUBRIC.format(question=question or "(unknown)", references=" | ".join(answers),
-                                       facts=_lines(supporting_facts), entry=e) for e in entries]
-        scores = self._scores(prompts)
+        scores = self._scores(self._storage_prompts(entries, supporting_facts, answers, question))
         good = [s if s is not None else float(self.is_high_quality(e, supporting_facts, answers))
                 for e, s in zip(entries, scores, strict=True)]
         return sum(good) / len(entries)
 
     def relevance(self, query: str, retrieved: Sequence[str]) -> float:
-        if not retrieved:
+        prompt = self._relevance_prompt(query, retrieved)
+        if prompt is None:
             return 0.0
-        score = self._scores([RELEVANCE_RUBRIC.format(question=query, entries=_lines(retrieved))])[0]
+        score = self._scores([prompt])[0]
         return super().relevance(query, retrieved) if score is None else score
 
     @property

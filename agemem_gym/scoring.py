@@ -24,6 +24,11 @@ def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
     metrics = _task_metrics(env, ep)
     stage1 = [e.content for e in ep.stage1_entries or []]
     stage1_added = [e.content for e in ep.stage1_entries or [] if e.metadata.get("stage") == 1]
+    if hasattr(judge, "prefetch"):  # one batched model call for the whole episode
+        judge.prefetch(question=task.query, references=task.answers, memory=stage1,
+                       stored=stage1_added, supporting_facts=task.supporting_facts,
+                       retrieved=list(ep.retrieved.values()),
+                       answer=ep.answer if ep.answer is not None and not env.source.interactive else None)
     mq = judge.memory_quality(stage1, task.supporting_facts)
     metrics.update({"mq": mq["mq"], "mq_coverage": mq["coverage"], "mq_precision": mq["precision"]})
     asked = 3 in env.config.stages

@@ -148,10 +148,11 @@ class Counting(LLMBackend):
     name = "counting"
 
     def __init__(self, reply):
-        self.reply, self.calls = reply, 0
+        self.reply, self.calls, self.batches = reply, 0, 0
 
     def generate(self, prompts, **kwargs):
         self.calls += len(prompts)
+        self.batches += 1
         return [Generation(self.reply, 30, 3, 0.01) for _ in prompts]
 
     def count_tokens(self, text):
@@ -164,12 +165,13 @@ def test_per_episode_cost_is_exact_under_concurrency(tmp_path):
                "token_budget": 300}
     alone = run(RunConfig(env="assistant", agent="oracle", out=tmp_path / "alone", episodes=1,
                           env_options=options, progress=False))
-    judge_llm.calls = summary_llm.calls = 0
+    judge_llm.calls = summary_llm.calls = judge_llm.batches = 0
     records = run(RunConfig(env="assistant", agent="oracle", out=tmp_path / "together", episodes=6,
                             env_options=options, concurrency=4, progress=False))
     judged = [r["cost"]["judge"]["llm_calls"] for r in records]
     summarised = [r["cost"].get("summarizer", {}).get("llm_calls", 0) for r in records]
     assert sum(judged) == judge_llm.calls and sum(summarised) == summary_llm.calls > 0
+    assert judge_llm.batches == len(records) == 6  # each episode's judging is one batched call
     assert sorted(records, key=lambda r: r["index"])[0]["cost"]["judge"] == alone[0]["cost"]["judge"]
     for record in records:  # every episode counts its own calls: those its trace shows
         trace = read_trace(tmp_path / "together", record["episode_id"])
