@@ -70,6 +70,13 @@ def _class_node(target: str) -> tuple[ast.Module, ast.ClassDef]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             return tree, node
+    for node in tree.body:  # a package that re-exports the class from one of its modules
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) == class_name:
+                    package = module_name if spec.submodule_search_locations else module_name.rpartition(".")[0]
+                    source = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                    return _class_node(f"{source}:{alias.name}")
     raise LookupError(f"no class {class_name!r} in {spec.origin}")
 
 
@@ -189,7 +196,7 @@ def _format(title: str, options: list[Option]) -> list[str]:
     for option in options:
         default = f" (default {option.default})" if option.default else ""
         lines.append(f"  {option.name:<{width}}{default}  {option.help}".rstrip())
-    return lines
+    return lines if options else [*lines, "  (none)"]
 
 
 def describe(name: str, benchmarks: dict[str, Any], agents: dict[str, Any],

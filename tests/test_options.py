@@ -80,3 +80,13 @@ def inspect_clean(doc: str) -> str:
     import inspect
 
     return inspect.cleandoc(doc)
+
+
+def test_every_benchmark_and_agent_can_be_described():
+    """Read from source, so a benchmark whose engine is missing is described too."""
+    benchmarks, agents = load_registries()
+    for name in [*benchmarks, *agents]:
+        result = CliRunner().invoke(app, ["describe", name])
+        assert result.exit_code == 0, (name, result.output)
+        assert result.output.startswith(f"{name}: ")
+        assert "(default " in result.output or result.output.endswith(":\n  (none)\n")
