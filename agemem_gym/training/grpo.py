@@ -3,7 +3,7 @@
 Read it top to bottom: config, advantages, loss, setup, rollouts, update, logging, checkpoints.
 
 For every task in a batch the policy plays ``group_size`` (K) episodes through the same env and
-play loop as evaluation (:func:`agemem_gym.evaluation.play_episodes`). Each episode's terminal
+play loop as evaluation (:func:`agemem_gym.rollout.play_episodes`). Each episode's terminal
 reward r_k becomes one advantage ``A_k = (r_k - mean(r)) / (std(r) + eps)`` within its task's
 group (sample std), broadcast to every model turn of the episode, in all three stages. Each
 model turn is one training row: prompt = the context the model saw, completion = the tokens it
@@ -57,9 +57,9 @@ import torch
 
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
-from agemem_gym.evaluation import play_episodes
 from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.policies.llm_agent import AgeMemAgent
+from agemem_gym.rollout import play_episodes
 from agemem_gym.training.rows import (
     TurnRow,
     collate,

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from agemem_gym.env import AgeMemEnv
-from agemem_gym.evaluation import play_episodes
 from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.policies import make_policy
+from agemem_gym.rollout import play_episodes
 from agemem_gym.training.rows import (
     TurnRow,
     collate,
