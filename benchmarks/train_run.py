@@ -84,8 +84,8 @@ def run_training(config: TrainRun) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
-        if config.tiny:
-            _tiny(config, out / "tiny")
+        if config.tiny and not (out / "tiny" / "config.json").exists():
+            build_run_tiny_model(config, out / "tiny")
         if config.sft is not None and not (out / "sft" / "agemem_sft.json").exists():
             train_sft(dataclasses.replace(config.sft, model=str(out / "tiny") if config.tiny else model,
                                           out=str(out / "sft")))
@@ -112,12 +112,13 @@ def run_training(config: TrainRun) -> dict[str, Any]:
     return summary
 
 
-def _tiny(config: TrainRun, path: Path) -> None:
-    if not (path / "config.json").exists():
-        sample = config.sft or SFTConfig(model="", out="", env=config.grpo.env)
-        sample = dataclasses.replace(sample, env=config.grpo.env, env_options=config.grpo.env_options,
-                                     seed=config.grpo.seed)
-        build_task_tiny_model(sample, path, **config.tiny_options)
+def build_run_tiny_model(config: TrainRun, path: Path) -> Path:
+    """The tiny model ``--model tiny`` starts from: ``config.tiny_options`` sizes, a tokenizer
+    fitted to the teacher's episodes on the run's benchmark and env options."""
+    sample = config.sft or SFTConfig(model="", out="", env=config.grpo.env)
+    sample = dataclasses.replace(sample, env=config.grpo.env, env_options=config.grpo.env_options,
+                                 seed=config.grpo.seed)
+    return build_task_tiny_model(sample, path, **config.tiny_options)
 
 
 def _eval_temperature(config: TrainRun) -> float:

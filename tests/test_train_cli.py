@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -11,8 +12,8 @@ from typer.testing import CliRunner
 
 from agemem_gym import AgeMemEnv
 from agemem_gym.errors import ConfigError
-from agemem_gym.evaluation import play_episodes
 from agemem_gym.policies import MemoryRandomPolicy
+from agemem_gym.rollout import play_episodes
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -20,19 +21,62 @@ pytest.importorskip("transformers")
 from benchmarks.cli import app  # noqa: E402
 
 
-def test_issue_smoke_command_logs_a_finite_loss_per_step(tmp_path):
-    out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", "--env", "assistant", "--model", "tiny", "--max-steps", "2",
-                                      "--group-size", "4", "--out", str(out), "--no-progress"])
-    assert result.exit_code == 0, result.output
+@pytest.fixture(scope="session")
+def tiny_run_model(tmp_path_factory):
+    """The model ``--model tiny --sft`` builds (train_run's own code), built once per session;
+    a run folder that already holds it skips the build, as a resumed run does."""
+    from agemem_gym.training.grpo import GRPOConfig
+    from agemem_gym.training.sft import SFTConfig
+    from benchmarks.train_run import (
+        TINY_ASSISTANT,
+        TINY_ENV_DEFAULTS,
+        TINY_TEACHER,
+        TrainRun,
+        build_run_tiny_model,
+    )
+
+    env_options = {**TINY_ENV_DEFAULTS, **TINY_ASSISTANT}
+    grpo = GRPOConfig(model="tiny", out="", env="assistant", env_options=env_options)
+    sft = SFTConfig(model="", out="", env="assistant", env_options=env_options, teacher_options=TINY_TEACHER)
+    path = tmp_path_factory.mktemp("train-tiny") / "tiny"
+    return build_run_tiny_model(TrainRun(grpo=grpo, out=path.parent, tiny=True, sft=sft), path)
+
+
+def _with_tiny(out, tiny_run_model):
+    shutil.copytree(tiny_run_model, out / "tiny")
+    return out
+
+
+SMOKE = ["train", "--env", "assistant", "--model", "tiny", "--max-steps", "2", "--group-size", "4"]
+
+
+def _check_smoke(out):
     lines = [json.loads(line) for line in (out / "grpo" / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in lines] == [1, 2]
     assert all(math.isfinite(entry["train/loss"]) for entry in lines)
     assert (out / "grpo" / "model" / "config.json").exists() and (out / "curve.csv").exists()
 
 
-def test_sft_then_grpo_with_held_out_eval(tmp_path):
+def test_smoke_command_logs_a_finite_loss_per_step(tmp_path, tiny_run_model):
+    """The README's smoke command on one task per step (the full command is the slow test below)."""
+    out = _with_tiny(tmp_path / "run", tiny_run_model)
+    result = CliRunner().invoke(app, [*SMOKE, "--tasks-per-step", "1", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    _check_smoke(out)
+
+
+@pytest.mark.slow
+def test_issue_smoke_command_logs_a_finite_loss_per_step(tmp_path):
+    """The README's smoke command as written, building the tiny model itself."""
     out = tmp_path / "run"
+    result = CliRunner().invoke(app, [*SMOKE, "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    _check_smoke(out)
+    assert (out / "tiny" / "config.json").exists()
+
+
+def test_sft_then_grpo_with_held_out_eval(tmp_path, tiny_run_model):
+    out = _with_tiny(tmp_path / "run", tiny_run_model)
     args = ["train", "--env", "assistant", "--model", "tiny", "--sft", "--sft-arg", "episodes=8",
             "--sft-arg", "epochs=1", "--max-steps", "1", "--group-size", "2", "--tasks-per-step", "1",
             "--eval-episodes", "2", "--reward-mode", "task", "--out", str(out), "--no-progress"]

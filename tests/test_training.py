@@ -17,14 +17,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from agemem_gym import AgeMemEnv  # noqa: E402
 from agemem_gym.errors import ConfigError  # noqa: E402
-from agemem_gym.evaluation import play_episodes  # noqa: E402
 from agemem_gym.policies import MemoryRandomPolicy  # noqa: E402
+from agemem_gym.rollout import play_episodes  # noqa: E402
 from agemem_gym.training.grpo import GRPOConfig, group_advantages, grpo_loss, train  # noqa: E402
 from agemem_gym.training.rows import TurnRow, collate, pack, prompt_ids, token_logprobs  # noqa: E402
 
+# One fact, one distractor, one question; two responses per turn (a store or a retrieval, then
+# the reply), so an untrained model's garbage cannot run to eight responses a turn.
 SMALL = {"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0, "num_queried": 1,
          "num_distractors": 1, "distractor_sentences": 1, "prompt": "compact",
-         "tools": ("Add_memory", "Retrieve_memory")}
+         "tools": ("Add_memory", "Retrieve_memory"), "max_steps_per_turn": 2}
 
 
 # -- advantages -----------------------------------------------------------------------------------
