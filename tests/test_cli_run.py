@@ -87,7 +87,7 @@ def test_model_tiny_without_a_folder_says_how_to_build_it(tmp_path, monkeypatch)
 
 
 def test_threads_option(tmp_path, monkeypatch):
-    monkeypatch.delenv("AGEMEM_THREADS", raising=False)
+    monkeypatch.setenv("AGEMEM_THREADS", "3")  # restored after the test, whatever the CLI sets
     bad = CliRunner().invoke(app, ["run", "--agent", "noop", "--env", "assistant", "--threads", "0"])
     assert bad.exit_code == 2 and "must be >= 1, got 0" in bad.output
     ok = CliRunner().invoke(app, ["run", "--agent", "noop", "--env", "assistant", "--episodes", "1", "--threads",
