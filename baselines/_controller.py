@@ -116,6 +116,13 @@ class MemoryController(Policy):
         self._episodes: dict[str, Episode] = {}
         self._last: list[dict[str, Any]] = []
 
+    def settings(self) -> dict[str, Any]:
+        """The controller's settings, for a run's records: whether replies were constrained
+        (``structured``), retries, recall size, reply limits."""
+        return {"structured": self.structured, "retries": self.retries, "top_k": self.top_k,
+                "controller_max_new_tokens": self.controller_max_new_tokens,
+                "fixed_reply": self.fixed_reply}
+
     # -- hooks for subclasses ------------------------------------------------------------------
     def new_state(self, handle: EpisodeHandle) -> Any:
         """The per-episode state this controller keeps (None by default)."""

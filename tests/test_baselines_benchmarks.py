@@ -104,3 +104,27 @@ def test_mem0_with_a_real_local_model_under_constrained_decoding(tmp_path_factor
             assert cost["failures"] == cost["llm_calls"] and "extract: " in reasons
         failures[structured] = cost["failures"]
     assert failures[True] < failures[False]
+
+
+@pytest.mark.engine
+def test_mem0g_through_the_openai_backend_against_transformers_serve(tmp_path_factory, tmp_path):
+    """The same pipeline over HTTP: every controller call is one counted request; the server
+    takes ``response_format`` (``transformers serve`` does not enforce it, vLLM does)."""
+    pytest.importorskip("fastapi")
+    from _llm_fixtures import tiny_model, transformers_serve
+
+    model = tiny_model(tmp_path_factory)
+    config = RunConfig(env="assistant", agent="mem0g", out=tmp_path, episodes=1, progress=False,
+                       env_options={"num_facts": 1, "num_updates": 0, "num_deletes": 0, "small_talk": 0,
+                                    "num_distractors": 1, "distractor_sentences": 1, "num_queried": 1,
+                                    "max_steps_per_turn": 1})
+    with transformers_serve(model) as url:
+        policy = Mem0Graph(str(model), "openai", base_url=url, tokenizer=str(model), fixed_reply="Noted.",
+                           max_new_tokens=8, controller_max_new_tokens=16)
+        [record] = run(config, policy=policy)
+        policy.llm.close()
+    cost = record["cost"]["controller"]
+    # two messages: extract and entities each (no facts or entities are usable from a random
+    # model, so no decision or relation call); the query: entities
+    assert cost["llm_calls"] == 5 and cost["failures"] == 5
+    assert record["cost"]["agent"]["llm_calls"] >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 
 import pytest
@@ -142,3 +144,17 @@ def test_baselines_are_registered_by_name():
     assert isinstance(policy, NoMemory) and policy.env_options == {"tools": ()}
     with pytest.raises(ConfigError, match="retries >= 0"):
         NoMemory(llm=Script(lambda step, prompt: ANSWER), retries=-1)
+
+
+@pytest.mark.parametrize("name", ["_controller", "_graph", "_structured", "mem0", "mem0g", "no_memory"])
+def test_docstring_examples_run(name):
+    module = importlib.import_module(f"baselines.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and (result.attempted > 0 or name == "mem0g")
+
+
+def test_settings_say_whether_replies_were_constrained():
+    llm = Script(lambda step, prompt: ANSWER)
+    assert NoMemory(llm=llm).settings()["structured"] is True
+    assert NoMemory(llm=llm, structured=False, retries=2).settings() == {
+        "structured": False, "retries": 2, "top_k": 3, "controller_max_new_tokens": 512, "fixed_reply": None}
