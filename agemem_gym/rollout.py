@@ -14,7 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agemem_gym.env import AgeMemEnv
+from agemem_gym.env_groups import EnvGroup, WorkerLost, as_group
 from agemem_gym.policies.base import Policy
 from agemem_gym.port import EpisodeHandle
 from agemem_gym.spaces import Observation
@@ -54,14 +54,17 @@ def rollout(env: gym.Env[Any, str], policy: Policy, *, seed: int | None = None,
     return done.reward, done.info
 
 
-def play_episodes(envs: Sequence[gym.Env[Any, str]], policy: Policy,
-                  starts: Sequence[dict[str, Any]], *,
-                  on_step: StepHook | None = None) -> Iterator[FinishedEpisode]:
+def play_episodes(envs: Sequence[gym.Env[Any, str]] | EnvGroup, policy: Policy,
+                  starts: Sequence[dict[str, Any]], *, on_step: StepHook | None = None,
+                  on_restart: Callable[[int], None] | None = None) -> Iterator[FinishedEpisode]:
     """Play one episode per entry of ``starts`` (keyword arguments of ``env.reset``),
     ``len(envs)`` at a time; yield each as it ends.
 
     At every step the pending responses of all running episodes come from one
-    :meth:`Policy.act_batch` call, so an LLM policy batches its generation.
+    :meth:`Policy.act_batch` call, so an LLM policy batches its generation; the envs then step
+    together (in parallel when ``envs`` is a group of workers,
+    :mod:`agemem_gym.env_groups`). An episode whose worker is lost is played again from its
+    start on the replacement worker (``on_restart`` is told its index first).
 
     Example:
         >>> from agemem_gym import AgeMemEnv
@@ -72,38 +75,85 @@ def play_episodes(envs: Sequence[gym.Env[Any, str]], policy: Policy,
         [0, 1, 2]
         >>> for env in envs: env.close()
     """
+    group = as_group(envs)
     queue = list(range(len(starts)))[::-1]
-    slots: dict[int, tuple[gym.Env[Any, str], Observation, dict[str, Any], float]] = {}
-
-    def start(i: int, env: gym.Env[Any, str]) -> None:
-        began = time.perf_counter()
-        observation, info = env.reset(**starts[i])
-        policy.start_episode(_handle(env))
-        slots[i] = (env, observation, info, began)
-
-    for env in envs:
+    # slot -> running episode, in the order the policy sees them (as the serial loop always did)
+    running: dict[int, _Running | None] = {}
+    for slot in range(len(group)):
         if queue:
-            start(queue.pop(), env)
-    while slots:
-        running = list(slots)
-        actions = policy.act_batch([slots[i][1] for i in running], [slots[i][2] for i in running])
+            running[slot] = None
+    _start_pending(group, policy, starts, queue, running, on_restart)
+    while running:
+        order = list(running)
+        episodes = [running[slot] for slot in order]
+        assert all(e is not None for e in episodes)
+        actions = policy.act_batch([e.observation for e in episodes], [e.info for e in episodes])  # type: ignore[union-attr]
         usage = policy.last_usage()
-        for k, (i, action) in enumerate(zip(running, actions, strict=True)):
-            env, observation, info, started = slots.pop(i)
-            if on_step is not None:
-                on_step(i, observation, info, action, None if usage is None else usage[k])
-            observation, reward, terminated, truncated, info = env.step(action)
-            if not (terminated or truncated):
-                slots[i] = (env, observation, info, started)
+        if on_step is not None:
+            for k, e in enumerate(episodes):
+                assert e is not None
+                on_step(e.index, e.observation, e.info, actions[k], None if usage is None else usage[k])
+        results = group.step({slot: actions[k] for k, slot in enumerate(order)})
+        for slot in order:
+            episode, result = running.pop(slot), results[slot]
+            assert episode is not None
+            if isinstance(result, WorkerLost):  # play it again from its start
+                policy.end_episode(episode.handle)
+                queue.append(episode.index)
+                if on_restart is not None:
+                    on_restart(episode.index)
+                running[slot] = None
                 continue
-            policy.end_episode(_handle(env))
-            yield FinishedEpisode(i, float(reward), bool(terminated), info, time.perf_counter() - started)
+            observation, reward, terminated, truncated, info = result
+            if not (terminated or truncated):
+                episode.observation, episode.info = observation, info
+                running[slot] = episode
+                continue
+            policy.end_episode(episode.handle)
             if queue:
-                start(queue.pop(), env)
+                running[slot] = None  # its next episode starts after this round
+            yield FinishedEpisode(episode.index, float(reward), bool(terminated), info,
+                                  time.perf_counter() - episode.started)
+        _start_pending(group, policy, starts, queue, running, on_restart)
 
 
-def _handle(env: gym.Env[Any, str]) -> EpisodeHandle:
-    unwrapped = env.unwrapped
-    if not isinstance(unwrapped, AgeMemEnv):
-        raise TypeError(f"play_episodes drives AgeMem envs, got {type(unwrapped).__name__}")
-    return unwrapped.episode_handle
+_MAX_LOST_RESETS = 3
+
+
+@dataclass
+class _Running:
+    index: int
+    observation: Observation
+    info: dict[str, Any]
+    started: float
+    handle: EpisodeHandle
+
+
+def _start_pending(group: EnvGroup, policy: Policy, starts: Sequence[dict[str, Any]],
+                   queue: list[int], running: dict[int, _Running | None],
+                   on_restart: Callable[[int], None] | None) -> None:
+    """Reset every slot waiting for an episode (together, so workers reset in parallel)."""
+    lost_resets: dict[int, int] = {}
+    while True:
+        waiting = [slot for slot, e in running.items() if e is None]
+        for slot in waiting[len(queue):]:
+            del running[slot]  # nothing left to play in it
+        assigned = {slot: queue.pop() for slot in waiting[:len(queue)]}
+        if not assigned:
+            return
+        began = time.perf_counter()
+        results = group.reset({slot: starts[i] for slot, i in assigned.items()})
+        for slot, index in assigned.items():
+            result = results[slot]
+            if isinstance(result, WorkerLost):
+                lost_resets[index] = lost_resets.get(index, 0) + 1
+                if lost_resets[index] >= _MAX_LOST_RESETS:
+                    raise result  # a fresh worker cannot even start this episode: stop
+                queue.append(index)
+                if on_restart is not None:
+                    on_restart(index)
+                continue
+            observation, info = result
+            handle = group.handle(slot)
+            policy.start_episode(handle)
+            running[slot] = _Running(index, observation, info, began, handle)

@@ -75,13 +75,20 @@ def run(
     env: Annotated[str | None, typer.Option(help="Benchmark: assistant, hotpotqa, babyai, ...")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes (default: the whole evaluation set).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed; episode i uses seed + i.")] = 0,
-    stages: Annotated[str, typer.Option(help="Stages to run, e.g. 1,2,3 or 3.")] = "1,2,3",
+    stages: Annotated[str | None, typer.Option(help="Stages to run, e.g. 1,2,3 or 3 (default: 1,2,3; "
+                                                    "1,3 under --protocol official).")] = None,
+    protocol: Annotated[str, typer.Option(help="paper (our reading of the paper) or official (the "
+                                               "authors' released code; docs/protocols.md).")] = "paper",
     out: Annotated[Path | None, typer.Option(help="Run directory (default results/runs/<env>-<agent>[-s<stages>]"
                                                   "[-<data>][-<model>][-<hash of other options>]).")] = None,
     data: Annotated[str | None, typer.Option(help="Benchmark data file or directory.")] = None,
     env_arg: Annotated[list[str] | None, typer.Option(help="Extra env option KEY=VALUE (repeatable).")] = None,
     agent_arg: Annotated[list[str] | None, typer.Option(help="Extra agent option KEY=VALUE (repeatable).")] = None,
     concurrency: Annotated[int, typer.Option(help="Episodes run at once; their model calls are batched.")] = 1,
+    workers: Annotated[str, typer.Option(help="Where the envs step: local (in turn), processes (in "
+                                              "parallel) or ray (one actor each).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --workers ray (auto, "
+                                                         "ray://host:10001; default: a local one).")] = None,
     model: Annotated[str | None, typer.Option(help="Model path or hub id (LLM agents).")] = None,
     backend: Annotated[str | None, typer.Option(help="LLM backend: transformers or openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server: its address (http://host:8000) "
@@ -115,6 +122,8 @@ def run(
     env_options = _parse_options(env_arg, "--env-arg")
     if data is not None:
         env_options["data"] = data
+    if protocol != "paper":
+        env_options["protocol"] = protocol
     for key, llm_model in (("judge", judge), ("summarizer", summarizer)):
         if llm_model is not None:
             env_options[key] = {"model": llm_model, "backend": judge_backend}
@@ -124,14 +133,19 @@ def run(
     for key, value in (("model", model), ("backend", backend), ("base_url", base_url)):
         if value is not None:
             agent_options[key] = value
-    stage_list = _parse_stages(stages)
+    from agemem_gym.protocols import EVAL_STAGES
+
+    if protocol not in EVAL_STAGES:
+        raise typer.BadParameter(f"protocol must be one of {', '.join(EVAL_STAGES)}, got {protocol!r}",
+                                 param_hint="--protocol")
+    stage_list = _parse_stages(stages) if stages is not None else EVAL_STAGES[protocol]
     out = out or default_run_folder(env, agent, stages=stage_list, seed=seed, env_options=env_options,
                                     agent_options=agent_options)
     try:
         config = RunConfig(
             env=env, agent=agent, out=out, episodes=episodes, seed=seed, stages=stage_list,
             env_options=env_options, agent_options=agent_options, concurrency=concurrency,
-            progress=progress, overwrite=overwrite,
+            progress=progress, overwrite=overwrite, workers=workers, ray_address=ray_address,
         )
         records = run_episodes(config)
     except (AgeMemError, TypeError) as e:
@@ -140,8 +154,8 @@ def run(
         raise _interrupted(f"finished episodes are kept in {out}/episodes.jsonl") from None
     summary = summarize(records)
     columns = [c for c in ("episodes", "metrics.score", "metrics.success", "metrics.mq",
-                           "reward.total", "steps") if c in summary.columns]
-    typer.echo(summary[["env", "agent", *columns]].to_string(index=False))
+                           "reward.total", "rounds") if c in summary.columns]
+    typer.echo(summary[["benchmark", "agent", *columns]].to_string(index=False))
     typer.echo(f"wrote {config.out}/episodes.jsonl, summary.csv, config.yaml")
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agemem_gym.config import EnvConfig, check_bool, check_int, parse_stages
+from agemem_gym.config import EnvConfig, check_bool, check_choice, check_int, parse_stages
 from agemem_gym.env import AgeMemEnv
+from agemem_gym.env_groups import EnvFactory, EnvGroup, LocalEnvs, ProcessEnvs
+from agemem_gym.memory.context import TokenCounter
 from agemem_gym.rollout import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
 from agemem_gym.result import EpisodeResult
@@ -53,6 +55,12 @@ class RunConfig:
     """Show a progress bar."""
     overwrite: bool = False
     """Replace a previous run in ``out`` instead of resuming it."""
+    workers: str = "local"
+    """Where the ``concurrency`` envs live: ``local`` (this process, stepped in turn),
+    ``processes`` (one worker process each, stepped in parallel) or ``ray`` (one Ray actor each)."""
+    ray_address: str | None = None
+    """The Ray cluster to join with ``workers="ray"`` (``auto``, ``ray://host:10001``; None
+    starts a local one)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -61,6 +69,7 @@ class RunConfig:
         self.episodes = check_int("episodes", self.episodes, 1, optional=True)
         self.seed = check_int("seed", self.seed, 0)
         self.overwrite = check_bool("overwrite", self.overwrite)
+        self.workers = check_choice("workers", self.workers, ("local", "processes", "ray"))
         EnvConfig.split({**self.env_options, "stages": self.stages})  # env settings fail here
 
     def identity(self) -> dict[str, Any]:
@@ -105,26 +114,41 @@ def run(config: RunConfig, policy: Policy | None = None) -> list[dict[str, Any]]
 
 def _run_in_folder(config: RunConfig, policy: Policy, folder: RunFolder) -> list[dict[str, Any]]:
     log = EpisodeLog(folder.episodes_path)
-    env_options = _shared_components({**policy.env_options, **config.env_options})
-    envs = [AgeMemEnv(config.env, stages=config.stages, privileged_info=policy.privileged,
-                      **env_options) for _ in range(config.concurrency)]
+    options = {**policy.env_options, **config.env_options, "stages": config.stages,
+               "privileged_info": policy.privileged}
+    local = config.workers == "local"
+    if local:  # one judge, summarizer and encoder for every env of the run
+        options = _shared_components(options)
+    envs = [AgeMemEnv(config.env, **options) for _ in range(config.concurrency if local else 1)]
+    group = LocalEnvs(envs) if local else _workers(config, options)
     try:
         total = config.episodes or len(envs[0].source)
         todo = [i for i in range(total) if episode_id(config, i) not in log.done]
         bar = tqdm(total=total, initial=total - len(todo), disable=not config.progress,
                    desc=f"{config.agent} on {config.env}", unit="ep")
         policy.reset()
-        _play(config, policy, envs, todo, log, bar)
+        _play(config, policy, group, todo, log, bar, envs[0].context.counter)
         bar.close()
     finally:
+        group.close()
         for env in envs:
             env.close()
-        for component in (env_options.get("judge"), env_options.get("summarizer")):
+        for component in (options.get("judge"), options.get("summarizer")):
             close = getattr(getattr(component, "llm", None), "close", None)
             if close is not None:
                 close()
     write_summary(log.records, config.out / "summary.csv")
     return log.records
+
+
+def _workers(config: RunConfig, options: dict[str, Any]) -> EnvGroup:
+    """Worker processes or Ray actors, each building its own env (and judge) from ``options``."""
+    factory = EnvFactory(config.env, options)
+    if config.workers == "ray":
+        from agemem_gym.ray_envs import RayEnvs
+
+        return RayEnvs(factory, config.concurrency, address=config.ray_address)
+    return ProcessEnvs(factory, config.concurrency)
 
 
 def _shared_components(options: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +167,8 @@ def _shared_components(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[int],
-          log: EpisodeLog, bar: Any) -> None:
+def _play(config: RunConfig, policy: Policy, envs: EnvGroup, todo: list[int],
+          log: EpisodeLog, bar: Any, counter: TokenCounter) -> None:
     starts = [{"seed": config.seed + i, "options": {"task_index": i}} for i in todo]
     usage = [_AgentUsage() for _ in todo]
     commit = git_commit()
@@ -154,7 +178,7 @@ def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[i
         u = usage[k]
         if used is None:  # no model: count what a model would have read and written
             prompt = info["context_tokens"]
-            u.completion_tokens += envs[0].context.counter.count(action)
+            u.completion_tokens += counter.count(action)
         else:
             prompt = int(used["prompt_tokens"])
             u.completion_tokens += int(used["completion_tokens"])
@@ -164,7 +188,10 @@ def _play(config: RunConfig, policy: Policy, envs: list[AgeMemEnv], todo: list[i
         if info["stage"] == 3:
             u.stage3_prompts.append(prompt)
 
-    for done in play_episodes(envs, policy, starts, on_step=count):
+    def restart(k: int) -> None:  # its worker was lost: the episode is played again
+        usage[k] = _AgentUsage()
+
+    for done in play_episodes(envs, policy, starts, on_step=count, on_restart=restart):
         index = todo[done.index]
         result = _with_run(config, done.info["result"], index, done, usage[done.index], commit)
         write_trace(config.out, result.episode_id, result.trace_dicts())
