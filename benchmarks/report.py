@@ -78,7 +78,8 @@ def write_report(runs: Iterable[Path | str], out: Path | str, *, train_runs: Seq
 
 def episode_blobs(folders: Sequence[RunFolder], *, compress: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
     """The episode list (small, parsed on load) and one ``<script>`` blob per episode."""
-    index, blobs = [], []
+    index: list[dict[str, Any]] = []
+    blobs: list[str] = []
     for folder in folders:
         for record in folder.records:
             k = len(index)
@@ -94,9 +95,10 @@ def episode_blobs(folders: Sequence[RunFolder], *, compress: bool = True) -> tup
                 "tools": sum((record.get("tool_calls") or {}).values()),
                 "tokens": tokens.get("prompt"), "events": len(events),
             })
+            shown = {f: record.get(f) for f in _VIEWER_FIELDS}
+            shown["benchmark"] = index[-1]["benchmark"]
             blob = {"method": folder.method, "model": folder.model, "commit": folder.commit,
-                    "record": {f: record.get(f) for f in _VIEWER_FIELDS}, "events": events}
-            blob["record"]["benchmark"] = index[-1]["benchmark"]
+                    "record": shown, "events": events}
             text = json.dumps(blob, separators=(",", ":"), default=str)
             if compress:
                 body = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")

@@ -301,7 +301,7 @@ def format_value(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return "-"
     if isinstance(value, (float, np.floating)):
-        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return f"{value:.0f}" if abs(float(value)) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
