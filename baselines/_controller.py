@@ -30,7 +30,7 @@ from agemem_gym.llm import Generation, LLMBackend
 from agemem_gym.llm.base import Prompt
 from agemem_gym.policies.base import Policy
 from agemem_gym.policies.llm_agent import AgeMemAgent
-from agemem_gym.port import EpisodeHandle, IncomingMessage
+from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.spaces import Observation
 from baselines._structured import parse_reply
 
@@ -54,7 +54,7 @@ class Episode:
     seen: list[IncomingMessage] = field(default_factory=list)
 
     @property
-    def port(self) -> Any:
+    def port(self) -> MemoryPort:
         return self.handle.port
 
 
@@ -190,7 +190,8 @@ class MemoryController(Policy):
     def _answer(self, prompts: list[list[dict[str, str]]], infos: Sequence[dict[str, Any]]) -> list[str]:
         fixed = [self.fixed_reply is not None and info.get("stage") in (1, 2) for info in infos]
         asked = [p for p, f in zip(prompts, fixed, strict=True) if not f]
-        replies = iter(self.answerer.act_batch(asked, [{}] * len(asked)) if asked else [])
+        replies = iter(self.answerer.act_batch([tuple(p) for p in asked], [{}] * len(asked))
+                       if asked else [])
         usage = iter(self.answerer.last_usage() or [])
         out, self._last = [], []
         for f in fixed:
@@ -221,7 +222,7 @@ class MemoryController(Policy):
         if not requests:
             return []
         results: list[Any] = [None] * len(requests)
-        prompts = [list(prompt) for _, prompt in requests]
+        prompts = [[dict(m) for m in prompt] for _, prompt in requests]
         calls: list[list[Generation]] = [[] for _ in requests]
         reasons: list[str | None] = [None] * len(requests)
         failures = [0] * len(requests)
