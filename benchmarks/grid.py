@@ -292,6 +292,11 @@ def _run_cell(cell: Cell, bar: Any, offset: int) -> None:
     watcher.start()
     try:
         run(cell.run_config())
+    except Exception as e:
+        logger.error("grid cell %s failed (%s); fix it and re-run: done cells and episodes are kept",
+                     cell.label, e)
+        _write_yaml(cell.out / "cell.yaml", {**cell.describe(), "status": "failed", "error": str(e)})
+        raise
     finally:
         stop.set()
         watcher.join()

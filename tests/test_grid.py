@@ -97,6 +97,8 @@ def test_grid_runs_each_cell_once_and_names_it(tmp_path):
     changed = _grid(tmp_path, episodes=3, benchmarks=[{"name": "assistant", "env_options": {**SMALL, "num_facts": 3}}])
     with pytest.raises(ConfigError, match="holds a run with different env_options"):
         run_grid(changed, progress=False)  # a done cell is not reused under other settings
+    failed = yaml.safe_load((cells[0].out / "cell.yaml").read_text())
+    assert failed["status"] == "failed" and "holds a run with different env_options" in failed["error"]
 
 
 def test_killed_grid_resumes_with_each_cell_exactly_once(tmp_path):
