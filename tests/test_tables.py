@@ -133,3 +133,29 @@ def test_cli_table_formats_and_errors(grid, tmp_path):
     assert missing.exit_code == 2 and "no run folder at" in missing.output
     with pytest.raises(DataNotFoundError, match="no episodes.jsonl"):
         find_runs([tmp_path / "t.csv"])
+
+
+def test_hotpotqa_tables_and_ablation_rows(shared_data, tmp_path):
+    data = shared_data / "hotpotqa" / "hotpot_dev_distractor_v1_first103.json"
+    run_grid(GridConfig.model_validate({
+        "name": "h", "out": str(tmp_path), "episodes": 2,
+        "methods": [{"name": "AgeMem-LTM-noRL", "agent": "oracle", "backbone": "Qwen2.5-7B"},
+                    {"name": "oracle", "agent": "oracle"}],
+        "benchmarks": [{"name": "hotpotqa", "data": str(data)}]}), progress=False)
+    tables = build_tables(find_runs([tmp_path]), paper=True)
+    ablation = tables["component_ablation"].dropna(subset=["mean"])
+    assert list(ablation["method"]) == ["AgeMem-LTM-noRL"], "only the paper's ablation rows"
+    row = ablation.iloc[0]
+    assert (row["mean"], row["paper"], row["paper_label"]) == (100.0, 45.76, "+LTM tools (no RL)")
+    assert row["diff"] == pytest.approx(100.0 - 45.76)
+    tools = tables["tool_usage"].dropna(subset=["mean"]).set_index(["method", "metric"])["mean"]
+    frame = episode_frame(find_runs([tmp_path]))
+    adds = frame[frame["method"] == "oracle"]["tool_calls.Add_memory"].mean()
+    assert tools[("oracle", "Add_memory")] == adds > 0
+    assert tools[("oracle", "total")] == pytest.approx(
+        sum(tools[("oracle", t)] for t in ("Add_memory", "Update_memory", "Delete_memory", "Retrieve_memory",
+                                           "Summary_context", "Filter_context")))
+    tokens = tables["prompt_tokens"].dropna(subset=["mean"]).set_index(["method", "metric"])["mean"]
+    assert tokens[("oracle", "prompt_tokens")] == pytest.approx(frame[frame["method"] == "oracle"][
+        "tokens.prompt_per_stage3_call"].mean())
+    assert tables["mq"].dropna(subset=["mean"])["mean"].tolist() == [1.0, 1.0]
