@@ -14,7 +14,8 @@ For every incoming stage-1/2 message:
    links are kept as ids. Ids that were not shown are ignored and counted.
 4. The neighbour rewrites go through ``port.update`` and the new note through ``port.add``.
    The stored (and so embedded) text of a note is its message plus its context and keywords;
-   every ``consolidate_every`` evolutions the whole index is rebuilt with the tags too. A
+   every ``consolidate_every`` evolutions the whole index is rebuilt with the tags too (and
+   notes stored after that carry their tags in the text from the start). A
    note's keywords, context, tags and links are also in the memory's metadata, so the trace
    and the final memory show them; the episode's :class:`AMemState` keeps them as lists.
 

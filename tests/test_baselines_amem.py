@@ -243,3 +243,31 @@ def test_runs_end_to_end_through_the_runner(name, tmp_path, shared_data):
     trace = read_trace(tmp_path, record["episode_id"])
     inserted = [e for e in trace if e["kind"] == "context_inserted"]
     assert len(inserted) == 1 and inserted[0]["stage"] == 3 and inserted[0]["source"] == "controller"
+
+
+def real_model_run(policy_cls, out, **options):
+    """One small Assistant episode with the real SmolLM2-135M, constrained JSON, one thread."""
+    for module in ("torch", "transformers", "gguf", "accelerate", "lmformatenforcer"):
+        pytest.importorskip(module)
+    from agemem_gym.llm.models import ensure_model
+
+    ensure_model("smollm2-135m", progress=False)
+    small = {"num_facts": 2, "num_updates": 0, "num_deletes": 0, "small_talk": 0, "num_distractors": 1,
+             "distractor_sentences": 1, "num_queried": 1, "max_steps_per_turn": 2}
+    policy = policy_cls(model="smollm2-135m", max_new_tokens=24, controller_max_new_tokens=160,
+                        threads=1, fixed_reply="Noted.", **options)
+    [record] = run(RunConfig(env="assistant", agent=policy_cls.name, out=out, episodes=1,
+                             env_options=small, progress=False), policy)
+    cost = record["cost"]["controller"]
+    assert cost["failures"] == sum(cost.get("failure_reasons", {}).values()), "every failure has a reason"
+    return record, cost
+
+
+@pytest.mark.slow
+def test_the_real_small_model_runs_the_pipeline_and_its_failures_are_counted(tmp_path):
+    record, cost = real_model_run(AMem, tmp_path)
+    reasons = cost.get("failure_reasons", {})
+    notes_failed = sum(n for reason, n in reasons.items() if reason.startswith("note:"))
+    assert len(record["ltm"]) == 3 - notes_failed, "a note per stage-1/2 message unless its reply failed"
+    assert cost["llm_calls"] >= 3 + 1, "a note call per message and the keyword call"
+    assert all(len(m["metadata"]["keywords"]) >= 3 for m in record["ltm"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_baselines_amem import ENVS, ByTitle
+from test_baselines_amem import ENVS, ByTitle, real_model_run
 
 from agemem_gym import AgeMemEnv
 from agemem_gym.errors import ConfigError
@@ -218,3 +218,14 @@ def test_runs_end_to_end_through_the_runner(name, tmp_path, shared_data):
     assert len(recalls) == 1 and recalls[0]["stage"] == 3
     summaries = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == "summary"]
     assert len(summaries) == summarised > 0
+
+
+@pytest.mark.slow
+def test_the_real_small_model_runs_the_pipeline_and_its_failures_are_counted(tmp_path):
+    record, cost = real_model_run(LangMem, tmp_path)
+    assert cost["llm_calls"] == 3, "one manager call per stage-1/2 message; no summary under the bound"
+    by_source = record["tool_calls_by_source"]["controller"]
+    # window searches: 1 for the first fact, 3 for the second (1, 2, 3 messages), 1 for the
+    # distractor after the reset; then the recall
+    assert by_source["Retrieve_memory"] == 1 + 3 + 1 + 1
+    assert by_source.get("Add_memory", 0) == len(record["ltm"]) and "Delete_memory" not in by_source
