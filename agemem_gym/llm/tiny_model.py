@@ -19,6 +19,7 @@ they still strip whitespace at both ends of a completion.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -87,15 +88,29 @@ def _package_docstrings(root: Path) -> Iterator[str]:
     """Yield the docstrings of every module, class and function under ``root`` (sorted paths)."""
     for path in sorted(root.rglob("*.py")):
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (OSError, SyntaxError, UnicodeDecodeError) as e:
+            stat = path.stat()
+        except OSError as e:
             logger.debug("skipping %s for the tokenizer corpus: %s", path, e)
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc:
-                    yield doc
+        yield from _file_docstrings(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_docstrings(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """One file's docstrings, parsed once per process and version of the file (parsing the
+    package is most of the time a tiny model takes to build)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError) as e:
+        logger.debug("skipping %s for the tokenizer corpus: %s", path, e)
+        return ()
+    docs = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            if doc:
+                docs.append(doc)
+    return tuple(docs)
 
 
 def default_corpus(docstrings: bool = True) -> list[str]:
