@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from agemem_gym.errors import ConfigError
@@ -242,10 +242,12 @@ class AMem(MemoryController):
         context, tags = update["context"].strip(), _clean(update["tags"])
         if not context and not tags:
             return f"update of {memory_id!r} with neither a context nor tags"
-        neighbour.context = context or neighbour.context
-        neighbour.tags = tags or neighbour.tags
-        result = ep.port.update(memory_id, neighbour.indexed(ep.state.tags_indexed), neighbour.metadata())
-        return None if result.ok else f"update of {memory_id!r} failed: {result.text}"
+        rewritten = replace(neighbour, context=context or neighbour.context, tags=tags or neighbour.tags)
+        result = ep.port.update(memory_id, rewritten.indexed(ep.state.tags_indexed), rewritten.metadata())
+        if not result.ok:
+            return f"update of {memory_id!r} failed: {result.text}"
+        ep.state.notes[memory_id] = rewritten
+        return None
 
     def store(self, ep: Episode, note: Note) -> str | None:
         """Add the note to the episode's memory; its memory id (None if the store refused it)."""

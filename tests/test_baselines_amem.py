@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from agemem_gym.llm.base import Generation, LLMBackend
 from agemem_gym.policies import make_policy
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
+from baselines import amem
 from baselines.amem import AMem
 from benchmarks.runner import RunConfig, run
 from benchmarks.traces import read_trace
@@ -271,3 +273,8 @@ def test_the_real_small_model_runs_the_pipeline_and_its_failures_are_counted(tmp
     assert len(record["ltm"]) == 3 - notes_failed, "a note per stage-1/2 message unless its reply failed"
     assert cost["llm_calls"] >= 3 + 1, "a note call per message and the keyword call"
     assert all(len(m["metadata"]["keywords"]) >= 3 for m in record["ltm"])
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(amem, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from agemem_gym.errors import ConfigError
 from agemem_gym.policies import make_policy
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
+from baselines import langmem
 from baselines.langmem import SUMMARY_HEADER, LangMem
 from benchmarks.runner import RunConfig, run
 from benchmarks.traces import read_trace
@@ -229,3 +231,8 @@ def test_the_real_small_model_runs_the_pipeline_and_its_failures_are_counted(tmp
     # distractor after the reset; then the recall
     assert by_source["Retrieve_memory"] == 1 + 3 + 1 + 1
     assert by_source.get("Add_memory", 0) == len(record["ltm"]) and "Delete_memory" not in by_source
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(langmem, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
