@@ -107,6 +107,7 @@ def run(
     Re-running the same command resumes an interrupted run (Ctrl-C included);
     `agemem-bench describe NAME` lists a benchmark's --env-arg or an agent's --agent-arg options.
     """
+    _set_threads(threads)
     if grid is not None:
         return _run_grid(grid, progress)
     if agent is None or env is None:
@@ -116,7 +117,6 @@ def run(
     from benchmarks.runner import RunConfig, summarize
     from benchmarks.runner import run as run_episodes
 
-    _set_threads(threads)
     _check_model(model, backend)
 
     env_options = _parse_options(env_arg, "--env-arg")
