@@ -18,7 +18,7 @@ Running summary: before the model answers, once the messages not yet summarised 
 ``summary_after_tokens``, one call folds all but the newest ``summary_keep_tokens`` of them
 (and the previous summary) into a new summary. The model then sees its system prompt, the
 summary and the unsummarised messages. The port can only append to the agent's context, so
-the summary is also appended there (traced as ``context_inserted`` with kind ``summary``) and
+the summary is also appended there (traced as ``context_inserted``, kind ``running_summary``) and
 the env's context keeps the summarised messages: the env's context size counts both, while the
 model's prompt (``tokens.prompt``) holds only what it was shown. The summary is dropped with the
 messages it covered when the env resets the context after stage 1.
@@ -72,6 +72,8 @@ SUMMARY_SYSTEM = (
 )
 SUMMARY_PREVIOUS = " Extend the summary so far with the new messages:\n{summary}"
 SUMMARY_HEADER = "[Summary] The conversation so far, summarised:"
+#: the context kind of an inserted running summary (apart from the Summary_context tool's "summary")
+SUMMARY_KIND = "running_summary"
 RECALL_HEADER = "[Memories] What I remember that may help:"
 
 
@@ -103,7 +105,7 @@ class LangMemState:
         """Take the agent's current context; forget the summary if the env reset the context."""
         turns = [Turn(m["id"], m["role"], m["content"], kinds.get(m["id"], "")) for m in observation]
         self.system = [t for t in turns if t.role == "system"]
-        self.context = [t for t in turns if t.role != "system" and t.kind != "summary"]
+        self.context = [t for t in turns if t.role != "system" and t.kind != SUMMARY_KIND]
         if self.summarized and not any(t.id in self.summarized for t in self.context):
             self.summary, self.summarized = "", set()
 
@@ -217,7 +219,7 @@ class LangMem(MemoryController):
             state = ep.state
             state.summary, state.summaries = summary, state.summaries + 1
             state.summarized.update(t.id for t in folded)
-            ep.port.insert_context(f"{SUMMARY_HEADER}\n{summary}", kind="summary")
+            ep.port.insert_context(f"{SUMMARY_HEADER}\n{summary}", kind=SUMMARY_KIND)
 
     def to_fold(self, state: LangMemState) -> list[Turn]:
         """The unsummarised messages to fold now (none while they fit under the bound)."""

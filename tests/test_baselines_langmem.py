@@ -14,7 +14,7 @@ from agemem_gym.policies import make_policy
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
 from baselines import langmem
-from baselines.langmem import SUMMARY_HEADER, LangMem
+from baselines.langmem import SUMMARY_HEADER, SUMMARY_KIND, LangMem
 from benchmarks.runner import RunConfig, run
 from benchmarks.traces import read_trace
 
@@ -150,7 +150,7 @@ def test_running_summary_replaces_old_messages_in_the_prompt_until_the_context_r
     policy = KeepingLangMem(llm=llm, summary_after_tokens=20, summary_keep_tokens=0)
     info = play(policy)
     trace = info["result"].trace
-    summaries = [e for e in trace if e.kind == "context_inserted" and e.payload["kind"] == "summary"]
+    summaries = [e for e in trace if e.kind == "context_inserted" and e.payload["kind"] == SUMMARY_KIND]
     assert summaries and all(e.source == "controller" for e in summaries)
     assert summaries[0].stage == 1 and summaries[0].turn == 1
     answers = llm.prompts("answer")
@@ -170,7 +170,7 @@ def test_running_summary_replaces_old_messages_in_the_prompt_until_the_context_r
 def test_malformed_summary_json_is_counted_and_the_model_keeps_every_message():
     llm = ByTitle(moved_replies(summary=lambda p: "a short summary"))
     info = play(KeepingLangMem(llm=llm, summary_after_tokens=20, summary_keep_tokens=0))
-    assert not any(e.kind == "context_inserted" and e.payload["kind"] == "summary" for e in info["result"].trace)
+    assert not any(e.kind == "context_inserted" and e.payload["kind"] == SUMMARY_KIND for e in info["result"].trace)
     move = llm.prompts("answer")[1]
     assert MOVED.stage1[0].message in [m["content"] for m in move]
     cost = info["cost"]["controller"]
@@ -218,7 +218,7 @@ def test_runs_end_to_end_through_the_runner(name, tmp_path, shared_data):
     trace = read_trace(tmp_path, record["episode_id"])
     recalls = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == "retrieval"]
     assert len(recalls) == 1 and recalls[0]["stage"] == 3
-    summaries = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == "summary"]
+    summaries = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == SUMMARY_KIND]
     assert len(summaries) == summarised > 0
 
 
