@@ -237,6 +237,8 @@ class MemoryController(Policy):
                     results[i] = value
                     continue
                 failures[i] += 1
+                if generation.finish_reason == "length":
+                    reason += " (the reply reached controller_max_new_tokens)"
                 reasons[i] = f"{step}: {reason}"
                 if attempt < self.retries:
                     prompts[i] += [{"role": "assistant", "content": generation.text},

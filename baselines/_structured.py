@@ -66,7 +66,8 @@ def _first_json(text: str) -> tuple[Any, str | None]:
         # through, are read rather than failed
         value, _ = json.JSONDecoder(strict=False).raw_decode(body[min(starts):])
     except json.JSONDecodeError as e:
-        return None, f"invalid JSON: {e.msg} at character {e.pos}"
+        # no position ("... starting at"), so equal failures count together
+        return None, f"invalid JSON: {re.sub(r'( starting)? at$', '', e.msg)}"
     return value, None
 
 

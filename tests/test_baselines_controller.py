@@ -158,3 +158,20 @@ def test_settings_say_whether_replies_were_constrained():
     assert NoMemory(llm=llm).settings()["structured"] is True
     assert NoMemory(llm=llm, structured=False, retries=2).settings() == {
         "structured": False, "retries": 2, "top_k": 3, "controller_max_new_tokens": 512, "fixed_reply": None}
+
+
+def test_a_reply_cut_at_the_token_limit_says_so():
+    class Cut(Script):
+        def generate(self, prompts, **options):
+            out = super().generate(prompts, **options)
+            if options.get("json_schema"):
+                for g in out:
+                    g.text, g.finish_reason = '{"note": "the user lives in', "length"
+            return out
+
+    env = make_env()
+    _, info = rollout(env, Noting(llm=Cut(note_replies()), controller_max_new_tokens=8), seed=0, task_index=0)
+    env.close()
+    [(reason, count)] = info["cost"]["controller"]["failure_reasons"].items()
+    assert reason == "note: invalid JSON: Unterminated string (the reply reached controller_max_new_tokens)"
+    assert count == info["cost"]["controller"]["llm_calls"] and info["ltm"] == []
