@@ -11,7 +11,8 @@ re-running the same command after a kill resumes (GRPO from its last checkpoint)
     out/eval.json      before/after score and reward
     out/curve.csv, out/curve.png   the learning curve
     out/command.txt    the command that made the folder
-    out/config.json    every setting of every stage
+    out/config.json    every setting of every stage, and ``train_split``: where the training tasks
+                       come from (never the evaluation set)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from agemem_gym.llm.models import resolve_model
+from agemem_gym.tasks import training_split
 from agemem_gym.training.grpo import GRPOConfig, train
 from agemem_gym.training.sft import SFTConfig, build_task_tiny_model, train_sft
 from benchmarks.runner import RunConfig, run
@@ -83,7 +85,9 @@ def run_training(config: TrainRun) -> dict[str, Any]:
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "command.txt").write_text(shlex.join(["agemem-bench", *sys.argv[1:]]) + "\n")
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
+        settings = {**dataclasses.asdict(config),  # and where the training tasks come from
+                    "train_split": training_split(config.grpo.env, config.grpo.env_options)}
+        (out / "config.json").write_text(json.dumps(settings, indent=2, default=str) + "\n")
         if config.tiny and not (out / "tiny" / "config.json").exists():
             build_run_tiny_model(config, out / "tiny")
         if config.sft is not None and not (out / "sft" / "agemem_sft.json").exists():

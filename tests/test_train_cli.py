@@ -88,6 +88,7 @@ def test_sft_then_grpo_with_held_out_eval(tmp_path, tiny_run_model):
     assert (out / "eval-before" / "episodes.jsonl").read_text().count("\n") == 2
     settings = json.loads((out / "config.json").read_text())
     assert settings["tiny_options"]["num_layers"] == 3 and settings["sft"]["teacher_options"]["answer"] == "quote"
+    assert settings["train_split"] == "assistant: generated from seeds 100..2**31-2 (evaluation: 0..99)"
     report = CliRunner().invoke(app, ["train-report", str(tmp_path)])
     assert report.exit_code == 0, report.output
     table = pd.read_csv(tmp_path / "summary.csv")

@@ -157,8 +157,3 @@ def is_check_action(text: str) -> bool:
     """
     words = " ".join(text.strip().strip("\"'`").strip().rstrip(".!").lower().split())
     return words in _CHECK_WORDS
-
-
-def check_hint(what: str = "actions") -> str:
-    """The line that tells the agent about the meta action."""
-    return f"(Say '{CHECK_ACTION}' to list the {what} you can use now.)"

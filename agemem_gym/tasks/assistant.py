@@ -30,7 +30,10 @@ Termination:
 
 Data:
     None: task ``i`` of the evaluation set is generated from seed ``i``; :meth:`sample`
-    draws tasks from indices outside the evaluation set (for training).
+    draws training tasks from seeds outside the evaluation set. The seeds differ, not always
+    the facts: with small settings (one fact, no updates) the generator has only a few dozen
+    worlds, so a training task can state the same fact values as an evaluation task (in
+    other words, and its id differs).
 
 Example:
     >>> source = AssistantTasks(num_facts=3, num_updates=1, num_deletes=0)
@@ -142,8 +145,12 @@ class AssistantTasks(TaskSource):
         return self.eval_size
 
     def sample(self, rng: np.random.Generator) -> TaskInstance:
-        """A task from outside the evaluation set (for training)."""
+        """A training task: generated from a seed outside the evaluation set's ``0 .. eval_size-1``."""
         return self.get(int(rng.integers(self.eval_size, 2**31 - 1)), rng)
+
+    def training_split(self) -> str:
+        """The training pool: every seed from ``eval_size`` on."""
+        return f"assistant: generated from seeds {self.eval_size}..2**31-2 (evaluation: 0..{self.eval_size - 1})"
 
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         world = np.random.default_rng([index, 20260105])  # what is true: fixed by the index

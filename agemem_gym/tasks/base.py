@@ -1,8 +1,14 @@
 """What a benchmark supplies to the env: task instances and, for interactive ones, an engine.
 
-A benchmark is one module under ``agemem_gym/tasks/`` with a :class:`TaskSource` subclass and a
-line in ``agemem_gym/tasks/__init__.py``. The env drives every benchmark through the same three
-stages; the source only says *what* is told in each stage and how an answer is scored.
+A benchmark is one module (or folder) under ``agemem_gym/tasks/`` with a :class:`TaskSource`
+subclass and a line in ``agemem_gym/tasks/__init__.py``. The env drives every benchmark through
+the same three stages; the source only says *what* is told in each stage and how an answer is
+scored.
+
+Two pools of tasks: :meth:`TaskSource.get` indexes the evaluation set; :meth:`TaskSource.sample`
+draws a training task, never one of the evaluation set (the env uses it when ``reset`` names no
+task, and so do the trainers). A benchmark without training data at hand raises
+:class:`NoTrainingDataError` there, naming what to pass.
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from agemem_gym.errors import DataNotFoundError
+
 FactOp = Literal["add", "update", "delete", "none"]
+
+
+class NoTrainingDataError(DataNotFoundError):
+    """A benchmark has no training tasks at hand (training never falls back to evaluation)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +140,22 @@ class TaskSource(ABC):
         """Task ``index`` of the evaluation set; ``rng`` seeds the wording of its messages."""
 
     def sample(self, rng: np.random.Generator) -> TaskInstance:
-        """A task drawn with ``rng`` (used when ``reset`` names no task)."""
-        return self.get(int(rng.integers(len(self))), rng)
+        """A training task drawn with ``rng``: never one of the evaluation set.
+
+        Used when ``reset`` names no task, and by the trainers.
+
+        Raises:
+            NoTrainingDataError: the benchmark has no training tasks at hand.
+        """
+        raise NoTrainingDataError(self.training_split())
+
+    def training_split(self) -> str:
+        """Where :meth:`sample` draws from, in words (training runs record it).
+
+        Raises:
+            NoTrainingDataError: there are no training tasks; the message says what to pass.
+        """
+        raise NoTrainingDataError(f"{type(self).__name__} has no training tasks.")
 
     def score(self, task: TaskInstance, answer: str) -> dict[str, float]:
         """Score a final QA answer: a dict with at least ``score`` in [0, 1] and ``success``."""

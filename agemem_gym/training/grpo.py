@@ -60,6 +60,7 @@ from agemem_gym.errors import ConfigError
 from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.policies.llm_agent import AgeMemAgent
 from agemem_gym.rollout import play_episodes
+from agemem_gym.tasks import training_split
 from agemem_gym.training.rows import (
     TurnRow,
     collate,
@@ -162,6 +163,7 @@ class GRPOConfig:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
         if self.lora and self.rollout_base_url:
             raise ConfigError("rollout_base_url with lora: a server cannot sample from unmerged adapters")
+        training_split(self.env, self.env_options)  # no training tasks: refuse, saying what to pass
 
 
 # -- advantages and loss -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from agemem_gym.tasks.alfworld import source as alfworld_module
 from agemem_gym.tasks.alfworld.engine import ALFWorldEngine, normalize_action
 from agemem_gym.tasks.alfworld.game import base_type, display_names, parse_game_dir
 from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
+from agemem_gym.tasks.base import NoTrainingDataError
 
 #: The 134 unseen games (``../shared/data/alfworld``; AGEMEM_SHARED_DATA moves it).
 DATA_DIR = SAMPLE_DATA["alfworld"]
@@ -347,14 +348,17 @@ def test_parsed_names_and_placement_match_the_engine(source: ALFWorldTasks, engi
 
 @needs_data
 @pytest.mark.engine
-def test_three_stage_episode_with_the_oracle(source: ALFWorldTasks) -> None:
+def test_three_stage_episode_with_the_oracle(source: ALFWorldTasks, tmp_path: Path) -> None:
     _engine_packages()
     agemem_env = pytest.importorskip("agemem_gym.env")
     from gymnasium.utils.env_checker import check_env
 
     from agemem_gym.policies.scripted import OraclePolicy
 
-    env = agemem_env.AgeMemEnv(tasks=source, stages=(1, 2, 3), privileged_info=True)
+    # check_env resets without naming a task, which draws a training game: split the sample
+    split = ALFWorldTasks(data=_split_root(tmp_path, train=slice(45, 47), valid=slice(0, 45)))
+    assert split.get(40, np.random.default_rng(0)).task_id == source.get(40, np.random.default_rng(0)).task_id
+    env = agemem_env.AgeMemEnv(tasks=split, stages=(1, 2, 3), privileged_info=True)
     try:
         check_env(env, skip_render_check=True)
         policy = OraclePolicy()
@@ -422,3 +426,40 @@ def test_every_game_parsed_state_expert_and_random_agent(source: ALFWorldTasks, 
         expert.append(float(_play_expert(engine, task)[0].success))
     assert statistics.mean(expert) >= 0.95
     assert statistics.mean(random_success) < 0.3 and statistics.mean(random_progress) < 0.5
+
+
+# -- training pool ------------------------------------------------------------------------------
+def _split_root(root: Path, train: slice, valid: slice) -> Path:
+    games = sorted((DATA_DIR / "json_2.1.1" / "valid_unseen").iterdir())
+    for split, part in (("train", train), ("valid_unseen", valid)):
+        (root / "json_2.1.1" / split).mkdir(parents=True)
+        for game in games[part]:
+            (root / "json_2.1.1" / split / game.name).symlink_to(game)
+    return root
+
+
+def test_training_games_leave_out_the_evaluation_games(source: ALFWorldTasks, tmp_path: Path) -> None:
+    root = _split_root(tmp_path, train=slice(40, 47), valid=slice(0, 42))  # 2 folders in both
+    split = ALFWorldTasks(data=root)
+    evaluation = {split.get(i, np.random.default_rng(0)).task_id for i in range(len(split))}
+    only_train = [g for g in source.games if g.parent.parent.name in
+                  {p.name for p in sorted((root / "json_2.1.1" / "train").iterdir())[2:]}]
+    assert 0 < len(split) < 134 and len(split.train_games) == len(only_train)
+    drawn = {split.sample(np.random.default_rng(seed)).task_id for seed in range(30)}
+    assert len(drawn) > 3 and not drawn & evaluation
+    assert split.training_split() == (
+        f"alfworld: {len(only_train)} train games under {root / 'json_2.1.1' / 'train'}"
+    )
+
+
+def test_training_refuses_without_train_games(source: ALFWorldTasks) -> None:
+    with pytest.raises(NoTrainingDataError) as err:
+        source.sample(np.random.default_rng(0))
+    assert str(err.value) == (
+        f"ALFWorld training needs the train games, and {str(DATA_DIR)!r} has none "
+        "(json_2.1.1/train/<task>/<trial>/game.tw-pddl beside valid_unseen/): download them "
+        "with `alfworld-download` and pass data=<that root>"
+    )
+    grpo = pytest.importorskip("agemem_gym.training.grpo")  # training refuses up front
+    with pytest.raises(NoTrainingDataError, match="ALFWorld training needs the train games"):
+        grpo.GRPOConfig(model="m", out="o", env="alfworld", env_options={"data": str(DATA_DIR)})

@@ -57,8 +57,14 @@ def test_bad_parameters_are_rejected():
 def test_sampled_training_tasks_avoid_the_evaluation_set():
     source = AssistantTasks(eval_size=100)
     rng = np.random.default_rng(0)
-    ids = {source.sample(rng).task_id for _ in range(50)}
-    assert not ids & {f"assistant-{i}" for i in range(100)}
+    training = [source.sample(rng) for _ in range(50)]
+    evaluation = [source.get(i, np.random.default_rng(i)) for i in range(100)]
+    assert not {t.task_id for t in training} & {t.task_id for t in evaluation}
+    # with the default settings the worlds differ too, not only the seeds
+    assert not {t.supporting_facts for t in training} & {t.supporting_facts for t in evaluation}
+    assert source.training_split() == (
+        "assistant: generated from seeds 100..2**31-2 (evaluation: 0..99)"
+    )
 
 
 def test_oracle_scores_one_with_all_six_tools_and_beats_noop():

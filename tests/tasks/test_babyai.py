@@ -433,3 +433,24 @@ def test_registered_id_passes_check_env() -> None:
         check_env(env.unwrapped, skip_render_check=True)
     finally:
         env.close()
+
+
+# -- training pool ----------------------------------------------------------------------------
+@needs_data
+def test_training_tasks_are_the_same_levels_with_other_start_states(source: BabyAITasks) -> None:
+    pytest.importorskip("minigrid")
+    evaluation = [source.get(i, np.random.default_rng(0)) for i in range(len(source))]
+    # the mission and where its targets are (the exact facts of stage 1) make a task
+    seen = {(t.query, t.supporting_facts) for t in evaluation}
+    levels = {t.metadata["level"] for t in evaluation}
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        task = source.sample(rng)
+        assert task.category == task.metadata["level"] in levels
+        assert task.metadata["seed"] >= 1238 and task.metadata["subgoals"] == ()
+        assert task.task_id not in {t.task_id for t in evaluation}
+        assert (task.query, task.supporting_facts) not in seen
+    assert source.training_split() == (
+        "babyai: the 28 levels of the evaluation set, reset with seeds 1238..2**31-2 "
+        "(evaluation: 1234..1237), minus any start state equal to an evaluation task's"
+    )

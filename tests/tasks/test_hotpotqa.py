@@ -14,7 +14,7 @@ from conftest import SAMPLE_DATA, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
 from agemem_gym.metrics import normalize_answer
-from agemem_gym.tasks.base import TaskInstance
+from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance
 from agemem_gym.tasks.hotpotqa import HotpotQATasks
 from agemem_gym.tasks.hotpotqa import data as hotpotqa_data
 from agemem_gym.tasks.hotpotqa import source as hotpotqa_module
@@ -326,6 +326,52 @@ def test_hub_failure_is_data_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
         len(HotpotQATasks())
 
 
+TRAIN_HOW_TO = (
+    "Pass train_data=PATH (hotpot_train_v1.1.json or a directory holding it), or let datasets "
+    "fetch the train split of hotpotqa/hotpot_qa (distractor)."
+)
+
+
+@needs_data
+def test_training_pool_leaves_out_the_evaluation_set(tmp_path: Path) -> None:
+    records = json.loads(DEV_FILE.read_text(encoding="utf-8"))
+    train = tmp_path / "hotpot_train_v1.1.json"  # holds the 5 evaluation examples and 15 others
+    train.write_text(json.dumps(records[:20]), encoding="utf-8")
+    source = HotpotQATasks(data=DEV_FILE, limit=5, train_data=train)
+    rng = np.random.default_rng(0)
+    evaluation = {source.get(i, rng).task_id for i in range(5)}
+    drawn = [source.sample(rng) for _ in range(60)]
+    assert len(source.train_examples) == 15
+    assert not {t.task_id for t in drawn} & evaluation and len({t.task_id for t in drawn}) > 5
+    assert {t.metadata["split"] for t in drawn} == {"train"}
+    assert source.training_split() == (
+        f"hotpotqa: train split, {train}, minus any evaluation id or question"
+    )
+    # a directory holding both files: the train file beside the evaluation file is found
+    (tmp_path / "hotpot_dev_distractor_v1.json").write_text(json.dumps(records[:5]))
+    assert HotpotQATasks(data=tmp_path).training_split().startswith(f"hotpotqa: train split, {train}")
+
+
+@needs_data
+def test_training_refuses_without_train_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "hotpot_dev_distractor_v1.json").write_text(DEV_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(NoTrainingDataError) as err:
+        HotpotQATasks(data=tmp_path).sample(np.random.default_rng(0))
+    assert str(err.value) == (
+        f"HotpotQA training data: the directory data={str(tmp_path)!r} should hold one HotpotQA "
+        "train file (hotpot_train_v1.1.json or hotpot_train*.json*), found no file; pass the "
+        f"file itself. {TRAIN_HOW_TO}"
+    )
+    datasets = pytest.importorskip("datasets")  # a file named directly: the hub's train split
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(NoTrainingDataError, match=r"hotpotqa/hotpot_qa' \(distractor, train\).*no network"):
+        HotpotQATasks(data=DEV_FILE).sample(np.random.default_rng(0))
+
+
 def test_hub_without_datasets_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
@@ -433,11 +479,14 @@ def env() -> Iterator[Any]:
 
 
 @needs_data
-def test_check_env() -> None:
+def test_check_env(tmp_path: Path) -> None:
     agemem_env = pytest.importorskip("agemem_gym.env")
     from gymnasium.utils.env_checker import check_env
 
-    environment = agemem_env.AgeMemEnv(tasks=HotpotQATasks(data=DEV_FILE, limit=5))
+    train = tmp_path / "hotpot_train_v1.1.json"  # reset() without a task trains
+    train.write_text(json.dumps(json.loads(DEV_FILE.read_text(encoding="utf-8"))[5:15]))
+    source = HotpotQATasks(data=DEV_FILE, limit=5, train_data=train)
+    environment = agemem_env.AgeMemEnv(tasks=source)
     try:
         check_env(environment, skip_render_check=True)
     finally:

@@ -11,7 +11,7 @@ import pytest
 from conftest import SAMPLE_DATA, superseded
 
 from agemem_gym.errors import DataNotFoundError, MissingExtraError
-from agemem_gym.tasks.base import TaskInstance
+from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance
 from agemem_gym.tasks.pddl import DATA_ENV_VAR, PDDLTasks
 from agemem_gym.tasks.pddl import source as pddl_module
 from agemem_gym.tasks.pddl.logic import Operator
@@ -424,3 +424,43 @@ def test_oracle_through_the_env_stage3(source: PDDLTasks) -> None:
 
 def test_data_env_var_is_documented() -> None:
     assert DATA_ENV_VAR in (pddl_module.__doc__ or "")
+
+
+# -- training pool ------------------------------------------------------------------------------
+def test_training_problems_are_never_evaluation_problems(source: PDDLTasks) -> None:
+    from agemem_gym.tasks.pddl.training import normalized
+
+    evaluation = {normalized(row["problem_file"]) for row in source.rows}
+    pool = source.training_problems
+    assert pool and all(normalized(p.problem_file) not in evaluation for p in pool)
+    assert {p.domain for p in pool} == {"gripper"}  # pddlgym has no other domain of the 60
+    assert source.training_split() == (
+        "pddl: 51 problems from pddlgym's problem sets (gripper 51; none: blockworld, barman, "
+        "tyreworld)"
+    )
+    task = source.sample(np.random.default_rng(1))
+    assert task.category == "gripper" and task.task_id.startswith("pddl-train-")
+    assert task.query.startswith("The goal is to satisfy the following conditions: ")
+    engine = source.make_engine()  # the expert plan reaches the goal of a training problem
+    engine.reset(task)
+    while (action := engine.expert_action()) is not None:
+        result = engine.step(action)
+    engine.close()
+    assert result.success
+
+
+def test_training_refuses_without_problems(tmp_path: Path, cache_dir: Path) -> None:
+    pytest.importorskip("pddlgym")
+    source = PDDLTasks(data=DATA_DIR, cache_dir=cache_dir, train_data=tmp_path)
+    with pytest.raises(NoTrainingDataError) as err:
+        source.sample(np.random.default_rng(0))
+    assert str(err.value) == (
+        "PDDL has no training problems for gripper, blockworld, barman, tyreworld outside the "
+        "evaluation set: pass train_data=FOLDER with <domain>/*.pddl problems of these domains"
+    )
+    # a copy of an evaluation problem under another name is still an evaluation problem
+    (tmp_path / "blockworld").mkdir()
+    text = (DATA_DIR / "pddl" / "blockworld" / "problem3.pddl").read_text()
+    (tmp_path / "blockworld" / "mine.pddl").write_text(text.replace("(problem ", "(problem mine-"))
+    with pytest.raises(NoTrainingDataError):
+        PDDLTasks(data=DATA_DIR, cache_dir=cache_dir, train_data=tmp_path).training_split()

@@ -446,3 +446,22 @@ def test_random_valid_actions_stay_far_below_the_expert(source: SciWorldTasks, e
         success.append(bool(result and result.success))
         progress.append(result.progress if result else 0.0)
     assert np.mean(success) <= 0.1 and np.mean(progress) < 0.5
+
+
+# -- training pool ------------------------------------------------------------------------------
+@needs_data
+def test_training_tasks_are_train_variations_outside_the_file(source: SciWorldTasks) -> None:
+    records = load_records(DATA_DIR / "test.jsonl")
+    used = {(r["env_name"], r["variation"]) for r in records}
+    names = {r["env_name"] for r in records}
+    for name in sorted(names)[:4]:
+        variations = source.train_variations(name)
+        assert variations and not {(name, v) for v in variations} & used
+    task = source.sample(np.random.default_rng(0))
+    assert task.category in names and (task.category, task.metadata["variation"]) not in used
+    assert task.metadata["agentboard_id"] is None and task.metadata["subgoals"] == []
+    assert task.query.startswith("Your task is to") and task.metadata["gold_actions"]
+    assert source.training_split() == (
+        "sciworld: ScienceWorld's train variations of the 16 task names of the evaluation set, "
+        "minus every (task, variation) of test.jsonl"
+    )

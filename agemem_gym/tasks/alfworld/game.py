@@ -68,14 +68,6 @@ class GameSpec:
         """Display names of every receptacle, sorted."""
         return sorted(n for n, k in self.kinds.items() if k == "receptacle")
 
-    def contents(self) -> dict[str, list[str]]:
-        """Receptacle -> the objects that start in it."""
-        out: dict[str, list[str]] = defaultdict(list)
-        for obj, receps in self.placement.items():
-            for r in receps:
-                out[r].append(obj)
-        return dict(out)
-
 
 def base_type(name: str) -> str:
     """The type of a display name: ``"bowl 1"`` -> ``"bowl"``."""

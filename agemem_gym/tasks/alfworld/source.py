@@ -60,6 +60,10 @@ Data:
     otherwise ``$ALFWORLD_DATA``, then ``~/.cache/alfworld``. Games marked unsolvable and
     ``movable``/``Sliced`` games are skipped, as alfworld does. Nothing is written there.
     The engine needs the ``[alfworld]`` extra (alfworld, textworld[pddl]).
+
+    Training tasks (:meth:`ALFWorldTasks.sample`) are the ``train`` games beside the evaluation
+    split (``json_2.1.1/train``, 3,553 games in the full download) minus any evaluation game;
+    a data folder without them refuses to give training tasks.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ from agemem_gym.tasks.alfworld.engine import ALFWorldEngine
 from agemem_gym.tasks.alfworld.game import GameSpec, load_game
 from agemem_gym.tasks.alfworld.progress import milestones
 from agemem_gym.tasks.alfworld.stages import build_distractors, build_stage1
-from agemem_gym.tasks.base import Engine, TaskInstance, TaskSource
+from agemem_gym.tasks.base import Engine, NoTrainingDataError, TaskInstance, TaskSource
 
 _UNSOLVABLE = re.compile(r'"solvable"\s*:\s*false')
 _DOWNLOAD_HINT = (
@@ -104,13 +108,38 @@ def find_games(data: str | os.PathLike[str] | None, split: str) -> list[Path]:
             f"ALFWorld data directory {str(root)!r} does not exist: {_DOWNLOAD_HINT}"
         )
     for folder in (root / "json_2.1.1" / split, root / split, root):
-        files = sorted(folder.glob("*/*/game.tw-pddl")) if folder.is_dir() else []
-        files = [f for f in files if "movable" not in str(f) and "Sliced" not in str(f)]
+        files = _playable(folder)
         if files:
-            return [f for f in files if not _UNSOLVABLE.search(f.read_text(encoding="utf-8"))]
+            return files
     raise DataNotFoundError(
         f"no ALFWorld games (<task>/<trial>/game.tw-pddl) under {str(root)!r} for split "
         f"{split!r}: {_DOWNLOAD_HINT}"
+    )
+
+
+def _playable(folder: Path) -> list[Path]:
+    """The game files under ``folder`` (``<task>/<trial>/game.tw-pddl``), as alfworld keeps them."""
+    files = sorted(folder.glob("*/*/game.tw-pddl")) if folder.is_dir() else []
+    files = [f for f in files if "movable" not in str(f) and "Sliced" not in str(f)]
+    return [f for f in files if not _UNSOLVABLE.search(f.read_text(encoding="utf-8"))]
+
+
+def find_train_games(data: str | os.PathLike[str] | None, evaluation: list[Path]) -> list[Path]:
+    """The training games: ``train/`` beside the evaluation split, minus any evaluation game.
+
+    Raises:
+        NoTrainingDataError: the data folder has no train games.
+    """
+    root = _data_root(data)
+    held_out = {(g.parent.parent.name, g.parent.name) for g in evaluation}
+    for folder in (root / "json_2.1.1" / "train", root / "train", root.parent / "train"):
+        games = [g for g in _playable(folder) if (g.parent.parent.name, g.parent.name) not in held_out]
+        if games:
+            return games
+    raise NoTrainingDataError(
+        f"ALFWorld training needs the train games, and {str(root)!r} has none "
+        "(json_2.1.1/train/<task>/<trial>/game.tw-pddl beside valid_unseen/): download them "
+        "with `alfworld-download` and pass data=<that root>"
     )
 
 
@@ -158,6 +187,7 @@ class ALFWorldTasks(TaskSource):
         self.num_distractors, self.max_steps = num_distractors, max_steps
         self._games: list[Path] | None = None
         self._specs: dict[int, GameSpec] = {}
+        self._train: list[Path] | None = None
 
     @property
     def games(self) -> list[Path]:
@@ -179,7 +209,26 @@ class ALFWorldTasks(TaskSource):
 
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         """Game ``index`` with its stage-1 facts and stage-2 distractors worded by ``rng``."""
-        spec = self.spec(index)
+        return self._task(self.spec(index), rng)
+
+    @property
+    def train_games(self) -> list[Path]:
+        """The training games (found on first use; never an evaluation game)."""
+        if self._train is None:
+            self._train = find_train_games(self.data, self.games)
+        return self._train
+
+    def training_split(self) -> str:
+        """The train games' folder and count."""
+        games = self.train_games
+        return f"alfworld: {len(games)} train games under {games[0].parent.parent.parent}"
+
+    def sample(self, rng: np.random.Generator) -> TaskInstance:
+        """A training task: one of the train games."""
+        games = self.train_games
+        return self._task(load_game(games[int(rng.integers(len(games)))]), rng)
+
+    def _task(self, spec: GameSpec, rng: np.random.Generator) -> TaskInstance:
         facts = build_stage1(spec, rng)
         avoid = {f.key for f in facts}
         distractors = build_distractors(spec, rng, self.num_distractors, avoid)
@@ -196,7 +245,6 @@ class ALFWorldTasks(TaskSource):
             "target_type": spec.target_type,
             "walkthrough": list(spec.walkthrough),
             "milestones": [m.describe() for m in plan],
-            "index": index,
         }
         return TaskInstance(
             task_id=f"{path.parent.parent.name}/{path.parent.name}",

@@ -57,8 +57,14 @@ Termination:
 Data:
     AgentBoard's ``agentboard_babyai/test.jsonl`` (goal, subgoals, recorded first observation,
     level id). Pass ``data=`` (the file, its folder, or the folder that holds
-    ``agentboard_babyai/``) or set ``AGEMEM_BABYAI_DATA`` to one of those. Nothing is
-    downloaded. The engine is the ``minigrid`` package (extra ``[babyai]``).
+    ``agentboard_babyai/``) or set ``AGEMEM_BABYAI_DATA`` to one of those; with neither, the
+    file ``data/babyai/test.jsonl`` of the hub dataset ``hkust-nlp/agentboard`` is fetched
+    once and cached by ``huggingface_hub``. The engine is the ``minigrid`` package (extra
+    ``[babyai]``).
+
+    Training tasks (:meth:`BabyAITasks.sample`): the same levels reset with seeds from 1238
+    on (AgentBoard's are 1234-1237), a start state equal to an evaluation task's drawn again;
+    they carry no subgoals, so their progress is 0 until solved (1).
 
 Oracle:
     :meth:`BabyAIEngine.expert_action` is minigrid's ``BabyAIBot`` through the text actions,
@@ -83,10 +89,12 @@ from agemem_gym.tasks._common import find_data
 from agemem_gym.tasks.babyai.engine import DEFAULT_MAX_STEPS, BabyAIEngine, make_level, reset_level
 from agemem_gym.tasks.babyai.stages import build_stages, scan_level
 from agemem_gym.tasks.babyai.text import mission_to_goal
-from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
 
 SEED_BASE = 1234
 EPISODES_PER_LEVEL = 4
+#: Training tasks reset the same levels with seeds from here on (AgentBoard's: 1234..1237).
+TRAIN_SEED_START = SEED_BASE + EPISODES_PER_LEVEL
 DATA_ENV_VAR = "AGEMEM_BABYAI_DATA"
 _DATA_NAME = "test.jsonl"
 _DATA_DIR = "agentboard_babyai"
@@ -158,7 +166,8 @@ class BabyAITasks(TaskSource):
         self.num_distractors = num_distractors
         self.max_rounds = max_steps + 64  # stage 3 plus about 4 rounds per stage-1/2 turn
         self._levels: dict[str, Any] = {}
-        self._truths: dict[int, tuple[Any, str]] = {}
+        self._truths: dict[tuple[str, int], tuple[Any, str]] = {}
+        self._eval_states: dict[str, set[bytes]] = {}
 
     def _rows(self) -> tuple[dict[str, Any], ...]:
         if self._path is None:
@@ -182,14 +191,60 @@ class BabyAITasks(TaskSource):
         rows = self._rows()
         if not 0 <= index < len(rows):
             raise IndexError(f"BabyAI task index {index} out of range 0..{len(rows) - 1}")
-        row = rows[index]
         level, seed = self.level_and_seed(index)
-        truth, mission = self._truth(index)
+        return self._task(f"babyai-{index}", rows[index], level, seed, rng)
+
+    def training_split(self) -> str:
+        """The training pool: the evaluation set's levels with other seeds."""
+        levels = len({row["additional_info"]["subtask"] for row in self._rows()})
+        return (
+            f"babyai: the {levels} levels of the evaluation set, reset with seeds "
+            f"{TRAIN_SEED_START}..2**31-2 (evaluation: {SEED_BASE}..{SEED_BASE + 3}), "
+            "minus any start state equal to an evaluation task's"
+        )
+
+    def sample(self, rng: np.random.Generator) -> TaskInstance:
+        """A training task: a level of the evaluation set with a seed outside AgentBoard's.
+
+        A start state (grid, agent, mission) equal to one of the evaluation tasks of the same
+        level is drawn again, so no training task is an evaluation task in disguise.
+        """
+        rows = self._rows()
+        for _ in range(100):
+            row = rows[int(rng.integers(len(rows)))]
+            level = row["additional_info"]["subtask"]
+            seed = int(rng.integers(TRAIN_SEED_START, 2**31 - 1))
+            if self._start_state(level, seed) not in self._evaluation_states(level):
+                return self._task(f"babyai-train-{level}-{seed}", row, level, seed, rng, train=True)
+        raise NoTrainingDataError("no BabyAI start state outside the evaluation set in 100 draws")
+
+    def _evaluation_states(self, level: str) -> set[bytes]:
+        if level not in self._eval_states:
+            self._eval_states[level] = {
+                self._start_state(level, self.level_and_seed(i)[1])
+                for i, row in enumerate(self._rows())
+                if row["additional_info"]["subtask"] == level
+            }
+        return self._eval_states[level]
+
+    def _start_state(self, level: str, seed: int) -> bytes:
+        """The level's start (grid, agent position and direction, mission) as bytes."""
+        env = self._level(level)
+        reset_level(env, seed)
+        raw = env.unwrapped
+        where = f"{tuple(raw.agent_pos)}{raw.agent_dir}{raw.mission}".encode()
+        return raw.grid.encode().tobytes() + where
+
+    def _task(
+        self, task_id: str, row: dict[str, Any], level: str, seed: int,
+        rng: np.random.Generator, train: bool = False,
+    ) -> TaskInstance:
+        truth, mission = self._truth(level, seed)
         stages = build_stages(truth, rng, self.num_distractors)
         goal = mission_to_goal(mission)
         names = dict.fromkeys(t.name for _, t in truth.targets)
         return TaskInstance(
-            task_id=f"babyai-{index}",
+            task_id=task_id,
             query=f"Your goal: {goal}.",
             stage1=stages.stage1,
             distractors=stages.distractors,
@@ -201,22 +256,31 @@ class BabyAITasks(TaskSource):
                 "seed": seed,
                 "mission": mission,
                 "goal": goal,
-                "subgoals": tuple(row.get("subgoals", ())),
+                # AgentBoard's subgoals and first observation belong to its seeds only
+                "subgoals": () if train else tuple(row.get("subgoals", ())),
                 "difficulty": row.get("difficulty", ""),
-                "recorded_first_observation": row["additional_info"].get("init_obs", ""),
+                "recorded_first_observation": (
+                    "" if train else row["additional_info"].get("init_obs", "")
+                ),
             },
         )
 
-    def _truth(self, index: int) -> tuple[Any, str]:
-        """The level's ground truth at its start and its mission (cached per task)."""
-        if index not in self._truths:
-            level, seed = self.level_and_seed(index)
-            if level not in self._levels:
-                self._levels[level] = make_level(level)
-            env = self._levels[level]
-            reset_level(env, seed)
-            self._truths[index] = (scan_level(env.unwrapped), str(env.unwrapped.mission))
-        return self._truths[index]
+    def _level(self, level: str) -> Any:
+        if level not in self._levels:
+            self._levels[level] = make_level(level)
+        return self._levels[level]
+
+    def _truth(self, level: str, seed: int) -> tuple[Any, str]:
+        """The level's ground truth at its start and its mission (cached for evaluation seeds)."""
+        key = (level, seed)
+        if key in self._truths:
+            return self._truths[key]
+        env = self._level(level)
+        reset_level(env, seed)
+        truth = (scan_level(env.unwrapped), str(env.unwrapped.mission))
+        if seed < TRAIN_SEED_START:
+            self._truths[key] = truth
+        return truth
 
     def make_engine(self) -> BabyAIEngine:
         """A fresh engine; each env instance owns one."""

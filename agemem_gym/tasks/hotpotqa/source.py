@@ -61,6 +61,11 @@ Data:
     it chooses the file inside a directory and the hub split (a file named directly is used
     as it is). Data are read on first use; nothing downloads when a path is given.
 
+    Training tasks (:meth:`HotpotQATasks.sample`) come from the train split: ``train_data=PATH``
+    (``hotpot_train_v1.1.json`` or a directory holding it), else the train file beside the
+    evaluation file when ``data`` is a directory, else the hub's train split. Any example whose
+    id or question is in the evaluation set is left out of the training pool.
+
 >>> from agemem_gym.tasks.hotpotqa import HotpotQATasks
 >>> HotpotQATasks(data="missing.json").task_metric
 'f1'
@@ -71,17 +76,33 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from agemem_gym.errors import ConfigError
+from agemem_gym.config import check_choice
+from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.metrics import best_answer_metrics
-from agemem_gym.tasks._common import choose
-from agemem_gym.tasks.base import Fact, TaskInstance, TaskSource
-from agemem_gym.tasks.hotpotqa import text
-from agemem_gym.tasks.hotpotqa.data import HotpotExample, load_examples
+from agemem_gym.tasks._common import choose, given_path
+from agemem_gym.tasks.base import Fact, NoTrainingDataError, TaskInstance, TaskSource
+from agemem_gym.tasks.hotpotqa import official, text
+from agemem_gym.tasks.hotpotqa.data import (
+    ENV_VAR,
+    HUB_CONFIG,
+    HUB_DATASET,
+    HotpotExample,
+    load_examples,
+    load_hub,
+    read_file,
+    resolve_path,
+)
 
 __all__ = ["HotpotQATasks"]
+
+_TRAIN_HOW_TO = (
+    "Pass train_data=PATH (hotpot_train_v1.1.json or a directory holding it), or let datasets "
+    f"fetch the train split of {HUB_DATASET} ({HUB_CONFIG})."
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,9 @@ class HotpotQATasks(TaskSource):
     Args:
         data: a local HotpotQA file or directory; None reads ``$AGEMEM_HOTPOTQA_DATA``, then
             the hub.
-        split: ``validation`` or ``train``.
+        split: ``validation`` or ``train``: the evaluation set.
+        train_data: the training examples (a train file or a directory holding one); None:
+            the train file in ``data``'s directory, else the hub's train split.
         limit: use only the first ``limit`` examples.
         num_distractors: stage-2 turns per task.
         asides: op-``none`` gold sentences per task in stage 1.
@@ -147,11 +170,14 @@ class HotpotQATasks(TaskSource):
         *,
         data: str | os.PathLike[str] | None = None,
         split: str = "validation",
+        train_data: str | os.PathLike[str] | None = None,
         limit: int | None = None,
         num_distractors: int = 4,
         asides: int = 1,
         corrections: bool = True,
         retractions: int = 0,
+        stage1: str = "sentences",
+        distractors: str = "related",
     ) -> None:
         if split not in ("validation", "train"):
             raise ConfigError(f"split must be 'validation' or 'train', got {split!r}.")
@@ -168,12 +194,16 @@ class HotpotQATasks(TaskSource):
             raise ConfigError(f"limit must be None or an integer >= 1, got {limit!r}.")
         self.data = data
         self.split = split
+        self.train_data = train_data
         self.limit = limit
         self.num_distractors = num_distractors
         self.asides = asides
         self.corrections = bool(corrections)
         self.retractions = retractions
+        self.stage1 = check_choice("stage1", stage1, ("sentences", "paragraphs"))
+        self.distractor_style = check_choice("distractors", distractors, ("related", "unrelated"))
         self._examples: list[HotpotExample] | None = None
+        self._train: list[HotpotExample] | None = None
 
     # ------------------------------------------------------------------ data
     @property
@@ -187,6 +217,50 @@ class HotpotQATasks(TaskSource):
     def __len__(self) -> int:
         """Number of questions in the evaluation set."""
         return len(self.examples)
+
+    def _train_path(self) -> Path | None:
+        """The local train data, or None for the hub's train split."""
+        if self.train_data is not None:
+            return resolve_path(self.train_data, "train")
+        given, _ = given_path(self.data, ENV_VAR)
+        if given is not None and given.is_dir():
+            return resolve_path(given, "train")
+        return None
+
+    def training_split(self) -> str:
+        """The train split's file, or the hub's train split (read on first sample)."""
+        try:
+            path = self._train_path()
+        except DataNotFoundError as e:
+            raise NoTrainingDataError(f"HotpotQA training data: {e} {_TRAIN_HOW_TO}") from e
+        where = str(path) if path is not None else f"{HUB_DATASET} ({HUB_CONFIG}) from the hub"
+        return f"hotpotqa: train split, {where}, minus any evaluation id or question"
+
+    @property
+    def train_examples(self) -> list[HotpotExample]:
+        """The training pool: the train split without any example of the evaluation set."""
+        if self._train is None:
+            self.training_split()  # fails early with what to pass
+            path = self._train_path()
+            try:
+                examples = read_file(path) if path is not None else load_hub("train")
+            except DataNotFoundError as e:
+                raise NoTrainingDataError(f"HotpotQA training data: {e} {_TRAIN_HOW_TO}") from e
+            ids = {ex.id for ex in self.examples}
+            questions = {ex.question for ex in self.examples}
+            self._train = [
+                ex for ex in examples if ex.id not in ids and ex.question not in questions
+            ]
+            if not self._train:
+                raise NoTrainingDataError(
+                    f"every HotpotQA training example is in the evaluation set. {_TRAIN_HOW_TO}"
+                )
+        return self._train
+
+    def sample(self, rng: np.random.Generator) -> TaskInstance:
+        """A training task: an example of the train split, never one of the evaluation set."""
+        pool = self.train_examples
+        return self._task(pool[int(rng.integers(len(pool)))], rng, "train")
 
     @property
     def task_metric(self) -> str:
@@ -213,11 +287,19 @@ class HotpotQATasks(TaskSource):
             or not 0 <= index < n
         ):
             raise ConfigError(f"task index must be an integer in [0, {n}), got {index!r}.")
-        example = self.examples[int(index)]
+        return self._task(self.examples[int(index)], rng, self.split)
+
+    def _task(self, example: HotpotExample, rng: np.random.Generator, split: str) -> TaskInstance:
         struct_rng = np.random.default_rng(zlib.crc32(example.id.encode("utf-8")))
         plan = self._plan_stage1(example, struct_rng)
         stage1 = tuple(_word(turn, rng) for turn in plan.turns)
-        distractors = self._distractors(example, plan, rng)
+        if self.stage1 == "paragraphs":  # the released code: every paragraph in one message
+            stage1 = (Fact(official.paragraphs_message(example), "\n".join(plan.supporting),
+                           "paragraphs", "add"),)
+        if self.distractor_style == "unrelated":
+            distractors = official.unrelated_chat(rng, self.num_distractors)
+        else:
+            distractors = self._distractors(example, plan, rng)
         return TaskInstance(
             task_id=example.id,
             query=example.question,
@@ -229,7 +311,7 @@ class HotpotQATasks(TaskSource):
             metadata={
                 "type": example.type,
                 "level": example.level,
-                "split": self.split,
+                "split": split,
                 "supporting_sp": [list(pair) for pair in example.supporting_facts],
                 "corrected_key": plan.corrected,
                 "wrong_value": plan.stale[0] if plan.stale else None,

@@ -87,16 +87,17 @@ class PDDLEngine(Engine):
         finally:
             spaces.TMP_PDDL_DIR = before
 
-    def _domain_env(self, domain: str) -> Any:
-        if domain not in self._envs:
-            self._envs[domain] = self._pddlgym.core.PDDLEnv(
+    def _domain_env(self, domain: str, problem_dir: str | None = None) -> Any:
+        folder = problem_dir or str(self.pddl_dir / domain)
+        if folder not in self._envs:
+            self._envs[folder] = self._pddlgym.core.PDDLEnv(
                 str(self.pddl_dir / f"{domain}.pddl"),
-                str(self.pddl_dir / domain),
+                folder,
                 operators_as_actions=True,
                 dynamic_action_space=True,
                 raise_error_on_invalid_action=False,
             )
-        return self._envs[domain]
+        return self._envs[folder]
 
     def _set_state(self, obs: Any) -> None:
         self._obs = obs
@@ -105,11 +106,12 @@ class PDDLEngine(Engine):
     # -- Engine API -----------------------------------------------------------------------------
 
     def reset(self, task: TaskInstance) -> str:
-        """Load the task's problem (``metadata["domain"]``, ``["problem_index"]``)."""
+        """Load the task's problem (``metadata["domain"]``, ``["problem_index"]`` and, for a
+        problem outside the data folder, ``["problem_dir"]``)."""
         if self._tmp_dir is None:
             raise RuntimeError("this PDDLEngine is closed; make a new one")
         self._domain = str(task.metadata["domain"])
-        self._env = self._domain_env(self._domain)
+        self._env = self._domain_env(self._domain, task.metadata.get("problem_dir"))
         index = int(task.metadata["problem_index"])
         with self._private_tmp():
             self._env.fix_problem_index(index)

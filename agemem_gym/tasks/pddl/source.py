@@ -71,6 +71,7 @@ Data:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,15 @@ import numpy as np
 
 from agemem_gym.errors import DataNotFoundError
 from agemem_gym.tasks._common import find_data
-from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
 from agemem_gym.tasks.pddl.engine import PDDLEngine
 from agemem_gym.tasks.pddl.logic import Atom
 from agemem_gym.tasks.pddl.planner import default_cache_dir, find_plan
 from agemem_gym.tasks.pddl.stages import ProblemFacts, build_stages
+from agemem_gym.tasks.pddl.text import sentence
+from agemem_gym.tasks.pddl.training import TrainingProblem, find_training_problems
+
+logger = logging.getLogger(__name__)
 
 DATA_ENV_VAR = "AGEMEM_PDDL_DATA"
 DOMAINS = ("gripper", "blockworld", "barman", "tyreworld")
@@ -105,6 +110,14 @@ def resolve_data_dir(data: str | Path | None) -> Path:
     )
 
 
+def _where(row: dict[str, Any]) -> dict[str, Any]:
+    """What the engine needs to load a problem: its domain, index and (training) folder."""
+    where = {"domain": row["domain"], "problem_index": row["problem_index"]}
+    if "problem_dir" in row:
+        where["problem_dir"] = str(row["problem_dir"])
+    return where
+
+
 class PDDLTasks(TaskSource):
     """AgentBoard's 60 PDDL problems with memory hints (see the module docstring).
 
@@ -113,6 +126,8 @@ class PDDLTasks(TaskSource):
         cache_dir: where expert plans are cached; default ``$AGEMEM_CACHE_DIR/pddl_plans`` or
             ``~/.cache/agemem_gym/pddl_plans``.
         max_steps: stage-3 actions allowed per episode.
+        train_data: training problems, a folder with ``<domain>/*.pddl`` (see
+            :mod:`agemem_gym.tasks.pddl.training`); None: pddlgym's own sets of these domains.
 
     >>> tasks = PDDLTasks(data=DATA)  # or set $AGEMEM_PDDL_DATA and leave data out
     >>> len(tasks), tasks.task_metric
@@ -133,13 +148,17 @@ class PDDLTasks(TaskSource):
         data: str | Path | None = None,
         cache_dir: str | Path | None = None,
         max_steps: int = 60,
+        train_data: str | Path | None = None,
     ):
         self.data_dir = resolve_data_dir(data)
         self.pddl_dir = self.data_dir / "pddl"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.max_steps = max_steps
         self._rows: list[dict[str, Any]] | None = None
-        self._facts: dict[int, tuple[ProblemFacts, tuple[Atom, ...]]] = {}
+        self.train_data = Path(train_data).expanduser() if train_data is not None else None
+        self._facts: dict[Path, tuple[ProblemFacts, tuple[Atom, ...]]] = {}
+        self._train: list[TrainingProblem] | None = None
+        self._warned = False
         self._helper: PDDLEngine | None = None
 
     @property
@@ -173,19 +192,14 @@ class PDDLTasks(TaskSource):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _engine_task(self, row: dict[str, Any]) -> TaskInstance:
-        meta = {"domain": row["domain"], "problem_index": row["problem_index"]}
-        return TaskInstance(task_id=f"pddl-{row['id']}", query=row["goal"], metadata=meta)
-
-    def _problem_facts(self, index: int) -> tuple[ProblemFacts, tuple[Atom, ...]]:
-        """Goal, objects, plan and the goal's achievement order of problem ``index`` (cached)."""
-        if index in self._facts:
-            return self._facts[index]
-        row = self.rows[index]
+    def _problem_facts(self, row: dict[str, Any]) -> tuple[ProblemFacts, tuple[Atom, ...]]:
+        """Goal, objects, plan and the goal's achievement order of a problem (cached)."""
+        if row["problem_file"] in self._facts:
+            return self._facts[row["problem_file"]]
         if self._helper is None:
             self._helper = PDDLEngine(self.pddl_dir, self.cache_dir, self.max_steps)
         engine = self._helper
-        engine.reset(self._engine_task(row))
+        engine.reset(TaskInstance(task_id=str(row["id"]), query="", metadata=_where(row)))
         first_actions = tuple(engine.valid_actions())
         kinds = engine.model.object_kinds(engine.atoms)
         plan = tuple(
@@ -199,26 +213,76 @@ class PDDLTasks(TaskSource):
             reached.update({a: t for a in engine.goal if a in engine.atoms and a not in reached})
         order = tuple(sorted(engine.goal, key=lambda a: (reached.get(a, len(plan) + 1), a)))
         facts = ProblemFacts(engine.goal, kinds, plan, first_actions)
-        self._facts[index] = (facts, order)
+        self._facts[row["problem_file"]] = (facts, order)
         return facts, order
 
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         """Task ``index`` (0-59, the label file's order); ``rng`` picks the hints' wording."""
         row = self.rows[index]
-        facts, order = self._problem_facts(index)
+        task_id = f"pddl-{row['id']:02d}-{row['domain']}-{row['problem_file'].stem}"
+        return self._task(task_id, row, rng)
+
+    @property
+    def training_problems(self) -> list[TrainingProblem]:
+        """The training pool (found on first use; never an evaluation problem)."""
+        if self._train is None:
+            evaluation = [row["problem_file"] for row in self.rows]
+            domains = list(dict.fromkeys(row["domain"] for row in self.rows))
+            self._train = find_training_problems(
+                self.pddl_dir, domains, evaluation, self.train_data
+            )
+        return self._train
+
+    def training_split(self) -> str:
+        """The training problems per domain, and the domains without any."""
+        pool = self.training_problems
+        domains = list(dict.fromkeys(row["domain"] for row in self.rows))
+        if not pool:
+            raise NoTrainingDataError(
+                f"PDDL has no training problems for {', '.join(domains)} outside the evaluation "
+                "set: pass train_data=FOLDER with <domain>/*.pddl problems of these domains"
+            )
+        counts = {d: sum(p.domain == d for p in pool) for d in domains}
+        missing = [d for d, n in counts.items() if n == 0]
+        if missing and not self._warned:
+            self._warned = True
+            logger.warning("PDDL training problems cover %s only: none for %s (pass train_data=)",
+                           ", ".join(d for d in domains if d not in missing), ", ".join(missing))
+        covered = ", ".join(f"{d} {n}" for d, n in counts.items() if n)
+        source = str(self.train_data) if self.train_data else "pddlgym's problem sets"
+        return f"pddl: {len(pool)} problems from {source} ({covered}; none: {', '.join(missing) or '-'})"
+
+    def sample(self, rng: np.random.Generator) -> TaskInstance:
+        """A training task: a problem of an evaluation domain that is not an evaluation problem."""
+        self.training_split()  # refuses with what to pass when the pool is empty
+        pool = self.training_problems
+        problem = pool[int(rng.integers(len(pool)))]
+        row = {
+            "id": f"train-{problem.problem_dir.name}-{problem.problem_file.stem}",
+            "domain": problem.domain,
+            "problem_index": problem.problem_index,
+            "problem_file": problem.problem_file,
+            "problem_dir": problem.problem_dir,
+        }
+        return self._task(f"pddl-{row['id']}", row, rng)
+
+    def _task(self, task_id: str, row: dict[str, Any], rng: np.random.Generator) -> TaskInstance:
+        facts, order = self._problem_facts(row)
         stages = build_stages(facts, order, rng)
         key_items = sorted({arg for atom in facts.goal for arg in atom[1:]})
         metadata = {
-            "domain": row["domain"],
-            "problem_index": row["problem_index"],
+            **_where(row),
             "problem_file": row["problem_file"].name,
             "difficulty": row.get("difficulty", ""),
             "subgoals": list(row.get("subgoals", [])),
             "plan_length": len(facts.plan),
         }
+        goal = row.get("goal") or "The goal is to satisfy the following conditions: " + " ".join(
+            sentence(atom) for atom in facts.goal
+        )
         return TaskInstance(
-            task_id=f"pddl-{row['id']:02d}-{row['domain']}-{row['problem_file'].stem}",
-            query=row["goal"].strip(),
+            task_id=task_id,
+            query=goal.strip(),
             stage1=stages.stage1,
             distractors=stages.distractors,
             supporting_facts=stages.supporting_facts,

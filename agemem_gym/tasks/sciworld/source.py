@@ -93,6 +93,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.tasks._common import find_data
-from agemem_gym.tasks.base import TaskInstance, TaskSource
+from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
 from agemem_gym.tasks.sciworld.engine import (
     AGENTBOARD_MAX_STEPS,
     AGENTBOARD_SIMPLIFICATION,
@@ -219,6 +220,7 @@ class SciWorldTasks(TaskSource):
         self.java_options = tuple(java_options)
         self._records: list[dict[str, Any]] | None = None
         self._probe: JavaServer | None = None
+        self._train_variations: dict[str, list[int]] = {}
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -247,22 +249,70 @@ class SciWorldTasks(TaskSource):
 
     def trace(self, index: int) -> GoldTrace:
         """The replayed gold path of task ``index`` (computed once per process)."""
-        rec = self.records[index]
+        return self._trace(self.records[index])
+
+    def _interface(self) -> Any:
+        if self._probe is None:
+            self._probe = JavaServer(self.java_options)
+        return self._probe.interface
+
+    def _trace(self, rec: dict[str, Any]) -> GoldTrace:
         key = (rec["env_name"], rec["variation"], self.simplification)
         with _TRACES_LOCK:
             if key not in _TRACES:
-                if self._probe is None:
-                    self._probe = JavaServer(self.java_options)
-                _TRACES[key] = trace_gold_path(self._probe.interface, *key)
+                _TRACES[key] = trace_gold_path(self._interface(), *key)
             return _TRACES[key]
+
+    def training_split(self) -> str:
+        """The training pool: ScienceWorld's train variations of the evaluation task names."""
+        names = sorted({rec["env_name"] for rec in self.records})
+        return (
+            f"sciworld: ScienceWorld's train variations of the {len(names)} task names of the "
+            f"evaluation set, minus every (task, variation) of {self.path.name}"
+        )
+
+    def train_variations(self, env_name: str) -> list[int]:
+        """ScienceWorld's train variations of ``env_name`` that AgentBoard's file does not use."""
+        if env_name not in self._train_variations:
+            used = {r["variation"] for r in load_records(self.path) if r["env_name"] == env_name}
+            with _TRACES_LOCK:
+                interface = self._interface()
+                interface.load(env_name, 0, self.simplification, False)
+                train = [int(v) for v in interface.getVariationsTrain()]
+            self._train_variations[env_name] = [v for v in train if v not in used]
+        return self._train_variations[env_name]
+
+    def sample(self, rng: np.random.Generator) -> TaskInstance:
+        """A training task: a train variation of one of the evaluation set's task names.
+
+        Its query is ScienceWorld's own task description; it has no subgoals, so its
+        progress stays 0 and success is the simulator's completion.
+        """
+        names = sorted({rec["env_name"] for rec in self.records})
+        env_name = names[int(rng.integers(len(names)))]
+        variations = self.train_variations(env_name)
+        if not variations:
+            raise NoTrainingDataError(f"ScienceWorld has no train variation of {env_name!r}")
+        variation = variations[int(rng.integers(len(variations)))]
+        with _TRACES_LOCK:
+            interface = self._interface()
+            interface.load(env_name, variation, self.simplification, False)
+            goal = str(interface.getTaskDescription())
+        rec = {"id": f"train-{env_name}-{variation}", "goal": goal, "subgoals": [],
+               "difficulty": "", "env_name": env_name, "variation": variation}
+        return self._task(rec, rng)
 
     def get(self, index: int, rng: np.random.Generator) -> TaskInstance:
         """Task ``index``: AgentBoard's goal as the query, stage content from its gold path."""
         if not 0 <= index < len(self):
             raise IndexError(f"task index {index} out of range for {len(self)} ScienceWorld tasks")
-        rec = self.records[index]
-        trace = self.trace(index)
-        stage1, supporting = build_stage1(trace, rec["id"], rng)
+        return self._task(self.records[index], rng)
+
+    def _task(self, rec: dict[str, Any], rng: np.random.Generator) -> TaskInstance:
+        trace = self._trace(rec)
+        agentboard = isinstance(rec["id"], int)
+        number = rec["id"] if agentboard else zlib.crc32(rec["id"].encode())  # fixes the plan
+        stage1, supporting = build_stage1(trace, number, rng)
         focus = read_trace(trace).focus
         return TaskInstance(
             task_id=f"sciworld-{rec['id']}",
@@ -273,7 +323,7 @@ class SciWorldTasks(TaskSource):
             key_items=key_items(rec["goal"], focus),
             category=rec["env_name"],
             metadata={
-                "agentboard_id": rec["id"],
+                "agentboard_id": rec["id"] if agentboard else None,
                 "env_name": rec["env_name"],
                 "variation": rec["variation"],
                 "difficulty": rec["difficulty"],
