@@ -65,7 +65,15 @@ Data:
     A folder holding AgentBoard's label file ``test.jsonl`` and ``pddl/`` with the four domain
     files and problem folders (``pddl/gripper.pddl``, ``pddl/gripper/prob01.pddl``, ...). Row
     ``k`` of ``test.jsonl`` is problem ``i`` of its subtask in sorted file-name order. Pass it
-    as ``data=`` or set ``AGEMEM_PDDL_DATA``; nothing is downloaded.
+    as ``data=`` or set ``AGEMEM_PDDL_DATA``; nothing is downloaded (the hub's
+    ``hkust-nlp/agentboard`` holds the label file without the domain and problem files).
+
+    Training tasks (:meth:`PDDLTasks.sample`): problems of the same domains that are not
+    evaluation problems, from ``train_data=`` (``<domain>/*.pddl``), else from pddlgym's own
+    problem sets with the same domain file, which exist for gripper alone (51 problems); the
+    other three domains get no training problems then (a warning says so). Their goal text is
+    generated from the problem's goal ("The goal is to satisfy the following conditions: ...").
+    See :mod:`agemem_gym.tasks.pddl.training`.
 """
 
 from __future__ import annotations

@@ -63,8 +63,14 @@ Termination:
 Data:
     ``test.jsonl`` of AgentBoard's ScienceWorld set (one JSON object per line with ``id``,
     ``goal``, ``subgoals``, ``difficulty`` and ``additional_info.{env_name,var}``). Pass
-    ``data=`` (the file or its directory) or set ``AGEMEM_SCIWORLD_DATA``. Nothing is
-    downloaded.
+    ``data=`` (the file or its directory) or set ``AGEMEM_SCIWORLD_DATA``; with neither, the
+    file ``data/scienceworld/test.jsonl`` of the hub dataset ``hkust-nlp/agentboard`` is
+    fetched once and cached by ``huggingface_hub``.
+
+    Training tasks (:meth:`SciWorldTasks.sample`): ScienceWorld's own train variations of the
+    evaluation set's task names, minus every (task, variation) of the file. Their query is
+    ScienceWorld's task description (AgentBoard hand-edited its goals); they have no subgoals,
+    so only success (the simulator's completion) is measured on them.
 
 Simplification:
     ScienceWorld's simplification string is ``"easy"`` by default (open doors and containers,
