@@ -208,11 +208,27 @@ def test_invalid_and_unknown_actions_are_reported(source: PDDLTasks, engine) -> 
     assert look.valid and "ball1 is at rooma." in look.observation
 
 
+def pddlgym_enumeration(engine, tmp_path: Path) -> list[str]:
+    """pddlgym's own enumeration of the valid actions (its instantiator writes temp files)."""
+    import pddlgym.spaces
+
+    from agemem_gym.tasks.pddl.logic import literal_atom
+    from agemem_gym.tasks.pddl.text import action_text
+
+    before, pddlgym.spaces.TMP_PDDL_DIR = pddlgym.spaces.TMP_PDDL_DIR, str(tmp_path)
+    try:
+        env = engine.raw_env
+        atoms = sorted(literal_atom(lit) for lit in env.action_space.all_ground_literals(env.get_state()))
+    finally:
+        pddlgym.spaces.TMP_PDDL_DIR = before
+    return [action_text(atom[0], atom[1:]) for atom in atoms]
+
+
 @pytest.mark.engine
-def test_valid_actions_include_repeated_objects(source: PDDLTasks, engine) -> None:
+def test_valid_actions_include_repeated_objects(source: PDDLTasks, engine, tmp_path: Path) -> None:
     engine.reset(source.get(0, np.random.default_rng(0)))
     mine = engine.valid_actions()
-    theirs = engine.pddlgym_valid_actions()
+    theirs = pddlgym_enumeration(engine, tmp_path)
     assert set(theirs) < set(mine)
     assert set(mine) - set(theirs) == {"move rooma rooma"}
     result = engine.step("move rooma rooma")  # valid PDDL: delete, then add at-robby
@@ -222,18 +238,20 @@ def test_valid_actions_include_repeated_objects(source: PDDLTasks, engine) -> No
 
 
 @pytest.mark.engine
-def test_pddlgym_temp_files_stay_private(source: PDDLTasks) -> None:
+def test_pddlgym_temp_files_stay_private(
+    source: PDDLTasks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pddlgym.spaces
 
-    before = pddlgym.spaces.TMP_PDDL_DIR
+    shared = tmp_path / "shared"  # stands for pddlgym's global /dev/shm folder
+    shared.mkdir()
+    monkeypatch.setattr(pddlgym.spaces, "TMP_PDDL_DIR", str(shared))
     engine = source.make_engine()
     engine.reset(source.get(30, np.random.default_rng(0)))  # barman p01
-    engine.pddlgym_valid_actions()  # runs pddlgym's instantiator, which writes temp files
-    private = Path(str(engine._tmp_dir))
-    assert len(list(private.iterdir())) == 2
-    assert before == pddlgym.spaces.TMP_PDDL_DIR
+    for _ in range(3):
+        engine.step(engine.expert_action())
     engine.close()
-    assert not private.exists()
+    assert str(shared) == pddlgym.spaces.TMP_PDDL_DIR and not list(shared.iterdir())
 
 
 @pytest.mark.engine

@@ -230,13 +230,6 @@ class PDDLEngine(Engine):
             return []
         return [action_text(n, a) for n, a in self._model.iter_valid(self._atoms)]
 
-    def pddlgym_valid_actions(self) -> list[str]:
-        """pddlgym's own enumeration of valid actions (misses actions that repeat an object)."""
-        with self._private_tmp():
-            lits = self._env.action_space.all_ground_literals(self._obs)
-        atoms = sorted(literal_atom(lit) for lit in lits)
-        return [action_text(atom[0], atom[1:]) for atom in atoms]
-
     # -- expert ---------------------------------------------------------------------------------
 
     def _track_plan(self, action: str, changed: bool) -> None:
