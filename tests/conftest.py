@@ -70,3 +70,20 @@ def fake_agentboard_hub(cache: Path, files: dict[str, Path]) -> None:
         target = repo / "snapshots" / commit / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
+
+
+def replay_stage1(stage1) -> list[str]:
+    """What a memory that follows every stage-1 op by key ends up holding; a benchmark that
+    adds a key twice, or updates or deletes one never added, fails the assertions."""
+    memory: dict[str, str] = {}
+    for fact in stage1:
+        if fact.op == "add":
+            assert fact.key not in memory, f"add of an existing key {fact.key}"
+            memory[fact.key] = fact.content
+        elif fact.op in ("update", "delete"):
+            assert fact.key in memory, f"{fact.op} of an unknown key {fact.key}"
+            if fact.op == "update":
+                memory[fact.key] = fact.content
+            else:
+                del memory[fact.key]
+    return list(memory.values())

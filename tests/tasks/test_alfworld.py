@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA, superseded
+from conftest import SAMPLE_DATA, replay_stage1, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.rollout import rollout
@@ -202,19 +202,6 @@ def test_walkthrough_takes_agree_with_the_parsed_initial_state(source: ALFWorldT
                 assert base_type(obj) == spec.object_type
 
 
-def _oracle_memory(task) -> list[str]:
-    memory: dict[str, str] = {}
-    for fact in task.stage1:
-        if fact.op == "add":
-            assert fact.key not in memory, f"two adds for {fact.key}"
-            memory[fact.key] = fact.content
-        elif fact.op == "update":
-            assert fact.key in memory
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            memory.pop(fact.key)
-    return list(memory.values())
-
 
 @needs_data
 @pytest.mark.parametrize("index", FAMILY_SAMPLE)
@@ -224,7 +211,7 @@ def test_stage_content(source: ALFWorldTasks, index: int) -> None:
     ops = [f.op for f in task.stage1]
     assert ops[0] == "add" and "update" in ops and "delete" in ops and "none" in ops
     assert ops.index("update") > 0 and ops.index("delete") > ops.index("add", 1)
-    assert list(task.supporting_facts) == _oracle_memory(task)
+    assert list(task.supporting_facts) == replay_stage1(task.stage1)
     # the corrected location is the true one; the outdated one is not
     obj, rec = next(a[5:].split(" from ") for a in spec.walkthrough if a.startswith("take "))
     update = next(f for f in task.stage1 if f.op == "update")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA, fake_agentboard_hub, superseded
+from conftest import SAMPLE_DATA, fake_agentboard_hub, replay_stage1, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.rollout import rollout
@@ -166,17 +166,6 @@ def test_class_doctest_runs() -> None:
 
 
 # -- stage content ----------------------------------------------------------------------------
-def _oracle_memory(task) -> list[str]:
-    memory: dict[str, str] = {}
-    for fact in task.stage1:
-        if fact.op in ("add", "update"):
-            assert fact.op == "add" or fact.key in memory, f"update of unknown key {fact.key}"
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            assert fact.key in memory, f"delete of unknown key {fact.key}"
-            del memory[fact.key]
-    return list(memory.values())
-
 
 @needs_data
 @pytest.mark.engine
@@ -186,7 +175,7 @@ def test_stage_content_is_consistent(source: BabyAITasks) -> None:
         task = source.get(index, np.random.default_rng(index))
         ops = [f.op for f in task.stage1]
         assert {"add", "update", "delete", "none"} <= set(ops), index
-        assert list(task.supporting_facts) == _oracle_memory(task)
+        assert list(task.supporting_facts) == replay_stage1(task.stage1)
         assert task.key_items and all(
             item in " ".join(task.supporting_facts) for item in task.key_items
         )

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA, superseded
+from conftest import SAMPLE_DATA, replay_stage1, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError, MissingExtraError
 from agemem_gym.metrics import normalize_answer
-from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance
+from agemem_gym.tasks.base import NoTrainingDataError
 from agemem_gym.tasks.hotpotqa import HotpotQATasks
 from agemem_gym.tasks.hotpotqa import data as hotpotqa_data
 from agemem_gym.tasks.hotpotqa import source as hotpotqa_module
@@ -54,21 +54,6 @@ def small_file(tmp_path: Path) -> Path:
     return path
 
 
-def replay_oracle(task: TaskInstance) -> list[str]:
-    """What a memory that follows every stage-1 op by key ends up holding."""
-    memory: dict[str, str] = {}
-    for fact in task.stage1:
-        if fact.op == "add":
-            assert fact.key not in memory, f"add of an existing key {fact.key}"
-            memory[fact.key] = fact.content
-        elif fact.op == "update":
-            assert fact.key in memory, f"update of an unknown key {fact.key}"
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            assert fact.key in memory, f"delete of an unknown key {fact.key}"
-            del memory[fact.key]
-    return list(memory.values())
-
 
 def test_doctests() -> None:
     for module in (hotpotqa_module, hotpotqa_text):
@@ -86,7 +71,7 @@ def test_all_103_load_and_are_consistent(dev: HotpotQATasks) -> None:
         task = dev.get(index, np.random.default_rng(index))
         ids.add(task.task_id)
         assert task.query and task.answers and task.answers[0]
-        assert sorted(replay_oracle(task)) == sorted(task.supporting_facts)
+        assert sorted(replay_stage1(task.stage1)) == sorted(task.supporting_facts)
         assert len(task.supporting_facts) == len(task.metadata["supporting_sp"]) >= 2
         for fact in task.stage1:
             if fact.op in ("add", "update"):
@@ -179,7 +164,7 @@ def test_options_change_the_construction(dev: HotpotQATasks) -> None:
         t = retract.get(index, np.random.default_rng(0))
         deletes = [f for f in t.stage1 if f.op == "delete"]
         assert len(deletes) == 1 and deletes[0].content == ""
-        assert sorted(replay_oracle(t)) == sorted(t.supporting_facts)
+        assert sorted(replay_stage1(t.stage1)) == sorted(t.supporting_facts)
 
 
 @needs_data
@@ -263,7 +248,7 @@ def test_small_file_round_trip(small_file: Path) -> None:
     wrong = task.metadata["wrong_value"]  # the year is corrupted, then fixed
     assert wrong and wrong != "1942" and superseded(task.stage1) == [f"Moon Tide is a {wrong} film."]
     assert len(task.distractors) == 2  # both distractor paragraphs
-    assert sorted(replay_oracle(task)) == sorted(task.supporting_facts)
+    assert sorted(replay_stage1(task.stage1)) == sorted(task.supporting_facts)
     with pytest.raises(ConfigError, match=r"task index must be an integer in \[0, 1\), got 1"):
         source.get(1, np.random.default_rng(0))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA, superseded
+from conftest import SAMPLE_DATA, replay_stage1, superseded
 
 from agemem_gym.errors import DataNotFoundError, MissingExtraError
 from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance
@@ -317,21 +317,12 @@ def test_dead_end_ends_the_episode(tmp_path: Path, cache_dir: Path) -> None:
 # -- stage content ------------------------------------------------------------------------------
 
 
-def _oracle_memory(task: TaskInstance) -> list[str]:
-    memory: dict[str, str] = {}
-    for fact in task.stage1:
-        if fact.op in ("add", "update"):
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            memory.pop(fact.key)
-    return list(memory.values())
-
 
 @pytest.mark.engine
 @pytest.mark.parametrize("index", [0, 21, 31, 54])
 def test_stage_content_follows_the_memory_ops(source: PDDLTasks, index: int) -> None:
     task = source.get(index, np.random.default_rng(7))
-    assert _oracle_memory(task) == list(task.supporting_facts)
+    assert replay_stage1(task.stage1) == list(task.supporting_facts)
     ops = [f.op for f in task.stage1]
     assert ops.count("delete") == 1 and ops.count("none") == 1
     plan_length = task.metadata["plan_length"]

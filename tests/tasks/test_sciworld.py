@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA, fake_agentboard_hub, superseded
+from conftest import SAMPLE_DATA, fake_agentboard_hub, replay_stage1, superseded
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.tasks.base import TaskInstance
@@ -63,18 +63,6 @@ TRACE = GoldTrace(
     success=True,
 )
 
-
-def _oracle_memory(stage1) -> list[str]:
-    """What the scripted oracle ends up storing: add by content, update/delete by key."""
-    memory: dict[str, str] = {}
-    for fact in stage1:
-        if fact.op in ("add", "update"):
-            assert fact.op == "add" or fact.key in memory, fact
-            memory[fact.key] = fact.content
-        elif fact.op == "delete":
-            assert fact.key in memory, fact
-            del memory[fact.key]
-    return list(memory.values())
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -166,7 +154,7 @@ def test_stage1_ops_leave_the_supporting_facts() -> None:
     stale = [s for s in superseded(stage1) if " is in the " in s]
     ops = [f.op for f in stage1]
     assert ops.count("update") == 1 and ops.count("delete") == 1 and ops.count("none") == 2
-    assert sorted(_oracle_memory(stage1)) == sorted(supporting)
+    assert sorted(replay_stage1(stage1)) == sorted(supporting)
     assert "The thermometer is in the kitchen." in supporting
     assert "Focus on the gallium." in supporting
     assert "The way from the workshop to the kitchen goes through the hallway." in supporting
@@ -373,7 +361,7 @@ def test_stage_content_of_a_real_task(source: SciWorldTasks) -> None:
     task = source.get(0, np.random.default_rng(3))
     assert task == source.get(0, np.random.default_rng(3))
     assert task.query.startswith("Your task is to find the animal with the longest life span")
-    assert sorted(_oracle_memory(task.stage1)) == sorted(task.supporting_facts)
+    assert sorted(replay_stage1(task.stage1)) == sorted(task.supporting_facts)
     assert "The crocodile egg is in the outside." in task.supporting_facts
     assert "Focus on the crocodile egg." in task.supporting_facts
     assert task.key_items == ("outside",)

@@ -274,8 +274,10 @@ def _target_facts(
 
 
 def _lock_facts(truth: LevelTruth, rng: np.random.Generator) -> list[Fact]:
-    facts = []
+    facts: list[Fact] = []
     for door, key in truth.locks:
+        if any(f.key == f"lock:{door.name}" for f in facts):  # two doors of one name: told once
+            continue
         if key is None:
             message = say(rng, _LOCK_NO_KEY, door=door.name, where=where(door))
             content = f"The {door.name} is locked; it is {where(door)}."
