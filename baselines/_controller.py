@@ -74,7 +74,8 @@ class MemoryController(Policy):
             an OpenAI-compatible server, constrained decoding on the local backend). False asks
             for JSON in the prompt only.
         retries: further attempts after an unusable controller reply (each counted).
-        controller_max_new_tokens: the limit of one controller reply.
+        controller_max_new_tokens: the limit of one controller reply (controller calls decode
+            greedily, whatever ``temperature`` the answering model uses).
         top_k: memories retrieved for the stage-3 query (the env's default k).
         fixed_reply: when set, the reply to stage-1/2 turns, without an answering-model call.
 
