@@ -185,6 +185,17 @@ class AgeMemEnv(gym.Env[Observation, str]):
             return "\n".join(f"[{m.id}] {m.role}: {m.content}" for m in self._context)
         return None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy`` work: the copy's long-term memory is rebuilt in a
+        collection of its own (:class:`~agemem_gym.memory.ltm.LongTermMemory`). A running
+        engine is a separate process and cannot be copied: such an env refuses."""
+        if self._engine is not None:
+            raise TypeError(
+                f"cannot pickle or copy this {type(self).__name__}: its {self.source.name} engine "
+                "is running (a separate process). Copy it before an interactive stage 3 starts, "
+                "or make a new env with the same settings and reset it with the same seed")
+        return self.__dict__.copy()
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()

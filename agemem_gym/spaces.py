@@ -1,28 +1,56 @@
-"""Gymnasium spaces for text: the chat observation and the free-text response action."""
+"""Gymnasium spaces for text: the chat observation and the free-text response action.
+
+:class:`ChatSpace` supports ``AsyncVectorEnv``'s shared memory (its default): each env gets a
+fixed slot of ``max_bytes`` holding the observation as UTF-8 JSON, and the batch read from it
+decodes on access, so ``gym.make_vec(id, num_envs=4, vectorization_mode="async")`` works as
+written.
+"""
 
 from __future__ import annotations
 
+import collections.abc
 import json
+import struct
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from gymnasium.spaces import Space
+from gymnasium.vector.utils import (
+    create_shared_memory,
+    read_from_shared_memory,
+    write_to_shared_memory,
+)
+
+from agemem_gym.errors import AgeMemError
 
 Observation = tuple[dict[str, str], ...]
 _ROLES = ("system", "user", "assistant", "tool")
 
 
+#: Bytes of shared memory per env for one observation (as UTF-8 JSON) in an AsyncVectorEnv.
+DEFAULT_SHARED_BYTES = 4 * 1024 * 1024
+_HEADER = struct.Struct("<Q")  # the length of the JSON that follows
+
+
 class ChatSpace(Space[Observation]):
     """Tuples of chat messages ``{"id", "role", "content"}`` (strings).
+
+    Args:
+        max_bytes: shared-memory slot per env in an ``AsyncVectorEnv`` (the observation as
+            UTF-8 JSON); a larger observation raises an error that says to pass
+            ``vector_kwargs={"shared_memory": False}``.
 
     >>> space = ChatSpace()
     >>> ({"id": "m1", "role": "system", "content": "hi"},) in space
     True
     """
 
-    def __init__(self, seed: int | np.random.Generator | None = None):
+    def __init__(self, seed: int | np.random.Generator | None = None, *,
+                 max_bytes: int = DEFAULT_SHARED_BYTES):
         super().__init__(None, None, seed)
+        self.max_bytes = max_bytes
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, tuple) and all(
@@ -46,7 +74,70 @@ class ChatSpace(Space[Observation]):
         return False
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ChatSpace)
+        return isinstance(other, ChatSpace) and other.max_bytes == self.max_bytes
+
+
+class ObservationTooLargeError(AgeMemError, ValueError):
+    """An observation does not fit its shared-memory slot."""
+
+
+class _SharedChats(collections.abc.Sequence):
+    """A batch of observations living in shared memory; each is decoded when read.
+
+    ``copy.deepcopy`` (what ``AsyncVectorEnv(copy=True)`` returns) gives a plain tuple.
+    """
+
+    def __init__(self, buffer: Any, n: int, slot: int):
+        self._buffer, self._n, self._slot = buffer, n, slot
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._n)))
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        view = memoryview(self._buffer.get_obj()).cast("B")
+        start = (index % self._n) * self._slot
+        (length,) = _HEADER.unpack_from(view, start)
+        if length == 0:
+            return ()
+        data = bytes(view[start + _HEADER.size:start + _HEADER.size + length])
+        return tuple(json.loads(data))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> tuple[Observation, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"_SharedChats({list(self)!r})"
+
+
+@create_shared_memory.register(ChatSpace)
+def _create_chat_memory(space: ChatSpace, n: int = 1, ctx: ModuleType | None = None) -> Any:
+    import multiprocessing
+
+    return (ctx or multiprocessing).Array("B", n * space.max_bytes)
+
+
+@read_from_shared_memory.register(ChatSpace)
+def _read_chats(space: ChatSpace, shared_memory: Any, n: int = 1) -> _SharedChats:
+    return _SharedChats(shared_memory, n, space.max_bytes)
+
+
+@write_to_shared_memory.register(ChatSpace)
+def _write_chat(space: ChatSpace, index: int, value: Observation, shared_memory: Any) -> None:
+    data = json.dumps(list(value), separators=(",", ":")).encode("ascii")
+    room = space.max_bytes - _HEADER.size
+    if len(data) > room:
+        raise ObservationTooLargeError(
+            f"an observation of {len(data):,} bytes does not fit the shared-memory slot of "
+            f"{room:,} bytes; pass vector_kwargs={{'shared_memory': False}} to make_vec, or a "
+            "larger ChatSpace(max_bytes=...)")
+    view = memoryview(shared_memory.get_obj()).cast("B")
+    start = index * space.max_bytes
+    view[start + _HEADER.size:start + _HEADER.size + len(data)] = data
+    _HEADER.pack_into(view, start, len(data))
 
 
 class ResponseSpace(Space[str]):

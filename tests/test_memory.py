@@ -242,3 +242,25 @@ def test_closed_memories_give_their_emptied_collection_to_the_next_one():
     assert second.retrieve("secret", 3) == []  # an emptied collection: nothing leaks across
     assert second._collection.count() == 0
     second.close()
+
+
+def test_the_fork_safe_array_index_ranks_and_filters_like_chromadb():
+    from agemem_gym.memory.array_store import ArrayClient
+
+    facts = [("Trip to Kyoto in spring.", {"year": 2019, "topic": "travel"}),
+             ("Trip to Lima for work.", {"year": 2023, "topic": "travel"}),
+             ("The user's cat is Tofu.", {"year": 2021, "topic": "pets"}),
+             ("The user likes green tea.", {"year": 2023, "topic": "food"})]
+    chroma, array = LongTermMemory(namespace="x"), LongTermMemory(namespace="x", client=ArrayClient())
+    for ltm in (chroma, array):
+        for text, meta in facts:
+            ltm.add(text, meta)
+    for query, filt in [("trip", None), ("trip", {"year": {"$gte": 2020}}),
+                        ("cat", {"$or": [{"topic": "pets"}, {"topic": {"$in": ["food"]}}]}),
+                        ("anything", {"topic": {"$ne": "travel"}}), ("x", {"missing": 1})]:
+        got = [(e.id, e.score) for e in array.retrieve(query, 3, filt)]
+        want = [(e.id, e.score) for e in chroma.retrieve(query, 3, filt)]
+        assert [i for i, _ in got] == [i for i, _ in want], (query, filt)
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    chroma.close()
+    array.close()

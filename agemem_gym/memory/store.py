@@ -119,8 +119,20 @@ class ChromaStore:
         self._lock = threading.Lock()
         self._free: list[Any] = []
         self._in_use = 0
-        self.client = self.call("connect", lambda: make_chroma_client(settings.location,
-                                                                      settings.timeout))
+        self.client = self.call("connect", self._connect)
+
+    def _connect(self) -> Any:
+        if _embedded_broken and not self.settings.is_server:
+            if self.settings.location is None:
+                from agemem_gym.memory.array_store import ArrayClient
+
+                return ArrayClient()
+            raise ConfigError(
+                f"this process was forked after its parent started chromadb, whose native "
+                f"threads do not survive a fork, so it cannot open the store at "
+                f"{self.settings.location}: start workers with the 'spawn' context "
+                f"(vector_kwargs={{'context': 'spawn'}}) or use a Chroma server URL")
+        return make_chroma_client(self.settings.location, self.settings.timeout)
 
     # -- collections -------------------------------------------------------------------------
     def acquire(self) -> Any:
@@ -204,16 +216,27 @@ def shared_store(settings: StoreSettings) -> ChromaStore:
     return store
 
 
+#: True in a process forked after embedded chromadb started: chromadb hangs there, even with
+#: a new client, so the in-memory store becomes :class:`~agemem_gym.memory.array_store.ArrayClient`.
+_embedded_broken = False
+
+
 def _forget_after_fork() -> None:
     # The parent's clients run native threads that a forked child does not have: calling
     # them hangs. Forget them (never close them: that would touch the parent's threads).
-    global _stores_lock
+    global _stores_lock, _embedded_broken
+    _embedded_broken = _embedded_broken or any(not s.settings.is_server for s in _stores.values())
     _stores.clear()
     _stores_lock = threading.Lock()
-    try:
-        from chromadb.api.shared_system_client import SharedSystemClient
-    except ImportError:  # pragma: no cover - chromadb is a core dependency
+    import sys
+
+    shared = sys.modules.get("chromadb.api.shared_system_client")
+    if shared is None:  # chromadb never started here: nothing to forget
         return
+    SharedSystemClient = shared.SharedSystemClient
+    _embedded_broken = _embedded_broken or any(
+        "fastapi" not in str(system.settings.chroma_api_impl)
+        for system in SharedSystemClient._identifier_to_system.values())
     SharedSystemClient._identifier_to_system.clear()
     SharedSystemClient._identifier_to_refcount.clear()
     SharedSystemClient._refcount_lock = threading.Lock()
