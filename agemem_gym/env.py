@@ -523,6 +523,19 @@ class AgeMemEnv(gym.Env[Observation, str]):
         self._emit("context_inserted", {"id": message.id, "kind": kind, "content": cap(text)},
                    source="controller")
 
+    def _replace_context(self, ids: list[str], text: str) -> str | None:
+        if self._episode is None or self._episode.done:
+            raise gym.error.ResetNeeded("no running episode: call reset() first")
+        before = {m.id: m for m in self._context}
+        new = self._context.replace([i for i in ids if before.get(i) and before[i].kind != "system"],
+                                    "user", text, "summary")
+        if new is None:
+            return None
+        replaced = [{"id": i, "role": before[i].role, "content": cap(before[i].content)}
+                    for i in ids if i in before and before[i].kind != "system"]
+        self._emit("context_summarized", {"replaced": replaced, "summary": cap(text)}, source="controller")
+        return new.id
+
     def _record_llm(self, role: str, generations: Sequence[Generation], failures: int,
                     reason: str | None) -> None:
         ep = self._episode

@@ -138,6 +138,9 @@ class RemotePort(MemoryPort):
     def insert_context(self, *args: Any, **kwargs: Any) -> None:
         self._remote("insert_context", args, kwargs)
 
+    def replace_context(self, *args: Any, **kwargs: Any) -> Any:
+        return self._remote("replace_context", args, kwargs)
+
     def record_llm(self, *args: Any, **kwargs: Any) -> None:
         self._remote("record_llm", args, kwargs)
 

@@ -116,6 +116,12 @@ class MemoryPort:
         """Append ``text`` to the agent's context as a user message (traced)."""
         self._env._insert_context(text, kind)
 
+    def replace_context(self, ids: Sequence[str], text: str) -> str | None:
+        """Replace the agent's context messages ``ids`` by one summary message ``text`` at the
+        first one's place (traced as ``context_summarized``); return its id, or None when none
+        of ``ids`` is in the context."""
+        return self._env._replace_context(list(ids), text)
+
     def record_llm(self, role: str, generations: Sequence[Generation], *, failures: int = 0,
                    reason: str | None = None) -> None:
         """Count model calls in the episode's ``cost[role]``; ``failures`` of them were unusable

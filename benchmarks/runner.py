@@ -15,13 +15,14 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+import baselines  # noqa: F401 - registers the baseline agents by name
 from agemem_gym.config import EnvConfig, check_bool, check_choice, check_int, parse_stages
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.env_groups import EnvFactory, EnvGroup, LocalEnvs, ProcessEnvs
 from agemem_gym.memory.context import TokenCounter
-from agemem_gym.rollout import FinishedEpisode, play_episodes
 from agemem_gym.policies import Policy, make_policy
 from agemem_gym.result import EpisodeResult
+from agemem_gym.rollout import FinishedEpisode, play_episodes
 from benchmarks.episode_log import EpisodeLog
 from benchmarks.provenance import git_commit, provenance
 from benchmarks.run_folder import RunFolder

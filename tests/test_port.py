@@ -198,3 +198,18 @@ def _fingerprint(agent, **options):
 def test_existing_agents_play_the_same_trajectories(agent, options, expected):
     """Pinned from the trajectories these agents played before the port and trace existed."""
     assert _fingerprint(agent, **options) == expected
+
+
+def test_a_controller_can_fold_context_messages_into_a_summary():
+    env = AgeMemEnv("assistant", tools=(), **SMALL)
+    obs, _ = env.reset(seed=0)
+    env.step("<answer>ok</answer>")
+    old = [m.id for m in env.context][1:3]
+    new = env.episode_handle.port.replace_context([*old, "m999"], "The user shared a fact.")
+    kinds = {m.id: m.kind for m in env.context}
+    assert new in kinds and kinds[new] == "summary" and not set(old) & set(kinds)
+    event = env._episode.trace.events[-1]
+    assert event.kind == "context_summarized" and event.source == "controller"
+    assert [m["id"] for m in event.payload["replaced"]] == old
+    assert env.episode_handle.port.replace_context(["m1"], "the system prompt stays") is None
+    env.close()
