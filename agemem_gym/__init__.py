@@ -7,7 +7,13 @@ True
 
 from agemem_gym.config import EnvConfig
 from agemem_gym.env import AgeMemEnv
-from agemem_gym.errors import AgeMemError, ConfigError, DataNotFoundError, MissingExtraError
+from agemem_gym.errors import (
+    AgeMemError,
+    ConfigError,
+    DataNotFoundError,
+    MissingExtraError,
+    NoTrainingDataError,
+)
 from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
 from agemem_gym.registration import env_id, register_envs
 from agemem_gym.rewards import RewardWeights
@@ -28,6 +34,7 @@ __all__ = [
     "EnvConfig",
     "Fact",
     "MissingExtraError",
+    "NoTrainingDataError",
     "ParsedResponse",
     "RewardWeights",
     "TaskInstance",

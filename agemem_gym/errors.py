@@ -37,6 +37,10 @@ class DataNotFoundError(AgeMemError, FileNotFoundError):
     """A benchmark's data files are missing or unreadable."""
 
 
+class NoTrainingDataError(DataNotFoundError):
+    """A benchmark has no training tasks at hand (training never falls back to evaluation)."""
+
+
 class ConfigError(AgeMemError, ValueError):
     """An invalid combination of settings."""
 

@@ -19,13 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agemem_gym.errors import DataNotFoundError
+from agemem_gym.errors import NoTrainingDataError
 
 FactOp = Literal["add", "update", "delete", "none"]
-
-
-class NoTrainingDataError(DataNotFoundError):
-    """A benchmark has no training tasks at hand (training never falls back to evaluation)."""
 
 
 @dataclass(frozen=True)
