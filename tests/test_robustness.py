@@ -179,3 +179,58 @@ def test_env_create_close_cycles_stay_flat(cycles):
     _cycles(100, cycles)
     # a collection per env kept ~2.5 MB each: 300 cycles grew a process from 126 to 887 MB
     assert _rss_mb() - start < 40
+
+
+def _call(name: str, **arguments) -> str:
+    import json
+
+    return f"<tool_call>{json.dumps([{'name': name, 'arguments': arguments}])}</tool_call>"
+
+
+@pytest.mark.parametrize(
+    ("response", "counted", "says"),
+    [
+        (_call("Add_memory", content="x", metadata={"": 1}), "tool_errors", "a metadata key is empty"),
+        (_call("Add_memory", content="x", metadata={"$and": 1}), "tool_errors",
+         "the metadata key '$and' is reserved"),
+        ('<tool_call>[{"name": "Add_memory", "arguments": {"content": "x", "metadata": '
+         '{"topic": "\\ud800"}}}]</tool_call>', "format_errors", "unpaired surrogate"),
+        ('<tool_call>[{"name": "Add_memory", "arguments": {"content": "x", "memory_type": '
+         '"\\ud800"}}]</tool_call>', "format_errors", "unpaired surrogate"),
+        ("<tool_call>" + "[" * 2000 + "</tool_call>", "format_errors", "nests 2000 levels deep"),
+        ('<tool_call>[{"name": "Retrieve_memory", "arguments": {"query": "x", "top_k": '
+         + "9" * 4_400 + "}}]</tool_call>", "format_errors", "an integer has 4,400 digits"),
+        ("<answer>go \ud800 north</answer>", "format_errors", "unpaired surrogate (U+D800)"),
+    ],
+)
+def test_what_crashed_a_run_is_answered_in_the_next_observation_and_counted(response, counted,
+                                                                           says):
+    env = AgeMemEnv("assistant", num_facts=3, num_distractors=1)
+    env.reset(seed=0)
+    observation, _, _, _, info = env.step(response)
+    assert info["counts"][counted] == 1
+    assert says in observation[-1]["content"]
+    assert "\ud800" not in "".join(m["content"] for m in observation)  # shown back as U+FFFD
+    env.close()
+
+
+def test_the_same_seed_gives_the_same_trajectory_on_a_fresh_or_a_reused_env():
+    same = _call("Add_memory", content="The user likes green tea.")
+    script = [same, same, same, same, _call("Retrieve_memory", query="green tea", top_k=2)]
+
+    def play(env, seed):
+        observations = [env.reset(seed=seed)[0]]
+        observations += [env.step(text)[0] for text in script]
+        return observations
+
+    reused = AgeMemEnv("assistant", num_facts=3, num_distractors=1)
+    play(reused, 7)
+    play(reused, 8)
+    fresh = AgeMemEnv("assistant", num_facts=3, num_distractors=1)
+    trajectory = play(fresh, 3)
+    assert play(reused, 3) == trajectory
+    found = trajectory[-1][-1]["content"]
+    first_two = [e.id for e in fresh.ltm.entries()[:2]]
+    assert found.index(first_two[0]) < found.index(first_two[1])  # ties in insertion order
+    fresh.close()
+    reused.close()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: Tokens a chat template adds around each message (role markers, separators).
 MESSAGE_OVERHEAD_TOKENS = 4
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _valid_text(text: str) -> str:
+    """``text`` with unpaired surrogates as U+FFFD: a malformed response is shown back to the
+    model, and tokenizers and chat templates refuse text that is not valid Unicode."""
+    return _SURROGATE.sub("\ufffd", text) if isinstance(text, str) else str(text)
 
 
 class TokenCounter(Protocol):
@@ -89,6 +97,7 @@ class Context:
         return len(self._messages)
 
     def append(self, role: str, content: str, kind: str = "") -> Message:
+        content = _valid_text(content)
         message = Message(f"m{self._next}", role, content, kind, self._count(content))
         self._next += 1
         self._messages.append(message)
@@ -129,6 +138,7 @@ class Context:
         positions = [i for i, m in enumerate(self._messages) if m.id in drop]
         if not positions:
             return None
+        content = _valid_text(content)
         new = Message(f"m{self._next}", role, content, kind, self._count(content))
         self._next += 1
         kept = [m for m in self._messages if m.id not in drop]
