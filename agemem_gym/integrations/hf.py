@@ -68,9 +68,8 @@ def hf_generate(model: Any, tokenizer: Any, *, max_new_tokens: int = 128, temper
         out: list[Completion] = []
         for start in range(0, len(prompts), batch_size):
             batch = [list(p) for p in prompts[start:start + batch_size]]
-            new, logits = _generate_batch(model, batch, pad, sorted(eos), max_new_tokens, sampling)
-            logp = torch.log_softmax(logits.float() / (temperature or 1.0), dim=-1)
-            picked = logp.gather(2, new[:, :, None]).squeeze(2)
+            new, picked = _generate_batch(model, batch, pad, sorted(eos), max_new_tokens, sampling,
+                                          temperature or 1.0)
             for row in range(len(batch)):
                 n = _cut(tokenizer, new[row].tolist(), eos, stop)
                 out.append(Completion(new[row, :n].tolist(), picked[row, :n].tolist()))
@@ -80,8 +79,8 @@ def hf_generate(model: Any, tokenizer: Any, *, max_new_tokens: int = 128, temper
 
 
 def _generate_batch(model: Any, batch: list[list[int]], pad: int, eos: list[int], max_new_tokens: int,
-                    sampling: dict[str, Any]) -> tuple[Any, Any]:
-    """Left-padded ``model.generate``: the new ids ``[B, T]`` and their logits ``[B, T, V]``."""
+                    sampling: dict[str, Any], temperature: float) -> tuple[Any, Any]:
+    """Left-padded ``model.generate``: the new ids ``[B, T]`` and their log-probs ``[B, T]``."""
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -93,8 +92,12 @@ def _generate_batch(model: Any, batch: list[list[int]], pad: int, eos: list[int]
         result = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                 max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
                                 return_dict_in_generate=True, output_logits=True, **sampling)
-    new = result.sequences[:, width:].cpu()
-    return new, torch.stack(result.logits, dim=1).cpu()[:, : new.shape[1]]
+    new = result.sequences[:, width:]
+    columns = []  # one step at a time: the whole [B, T, V] tensor can be large
+    for step in range(new.shape[1]):
+        logp = torch.log_softmax(result.logits[step].float() / temperature, dim=-1)
+        columns.append(logp.gather(1, new[:, step:step + 1]).squeeze(1))
+    return new.cpu(), torch.stack(columns, dim=1).cpu()
 
 
 def _cut(tokenizer: Any, ids: list[int], eos: set[int], stop: Sequence[str] | None) -> int:

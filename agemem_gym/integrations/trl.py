@@ -120,7 +120,9 @@ class AgeMemRollout:
         tool_role: how tool results reach the chat template (see
             :class:`~agemem_gym.integrations.chat.ChatRenderer`).
 
-    After each call, ``last_episodes`` and ``last_rows`` hold what was played and returned.
+    Generation runs on the trainer's model in this process (``use_vllm=False``), batched over
+    the running episodes. After each call, ``last_episodes`` and ``last_rows`` hold what was
+    played and returned.
     """
 
     def __init__(self, env: str = "assistant", *, env_options: dict[str, Any] | None = None,
@@ -138,6 +140,9 @@ class AgeMemRollout:
         self.last_rows: list[TrainingRow] = []
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        if getattr(trainer, "use_vllm", False):
+            raise ConfigError("AgeMemRollout samples from the trainer's model in this process; set use_vllm=False "
+                              "(a vLLM path would have to keep every turn's token ids and log-probs as well)")
         starts = [parse_task_prompt(p) for p in prompts]
         while len(self.envs) < len(starts):
             self.envs.append(_make_env(self.env, self.env_options))
