@@ -87,6 +87,15 @@ class AgeMemEnvironment(Environment[AgeMemAction, AgeMemObservation, AgeMemState
 
     Sessions are independent (each has its own env, memory store namespace and engine), so
     the server may run several at once.
+
+    Example:
+        >>> env = AgeMemEnvironment("AgeMem/Assistant-v0", num_distractors=1)
+        >>> observation = env.reset(seed=0, task_index=0)
+        >>> observation.messages[0]["role"], observation.info["stage"], observation.done
+        ('system', 1, False)
+        >>> env.step(AgeMemAction(text="<answer>Noted.</answer>")).info["turn"]
+        1
+        >>> env.close()
     """
 
     SUPPORTS_CONCURRENT_SESSIONS = True

@@ -123,6 +123,12 @@ class AgeMemRollout:
     Generation runs on the trainer's model in this process (``use_vllm=False``), batched over
     the running episodes. After each call, ``last_episodes`` and ``last_rows`` hold what was
     played and returned.
+
+    Example:
+        >>> rollout = AgeMemRollout("assistant", row="last", env_options={"num_distractors": 1})
+        >>> len(rollout.envs), rollout.row  # one env made up front: bad options fail here
+        (1, 'last')
+        >>> rollout.close()
     """
 
     def __init__(self, env: str = "assistant", *, env_options: dict[str, Any] | None = None,
