@@ -16,12 +16,12 @@ prompts. For every incoming stage-1/2 message:
 
 Running summary: before the model answers, once the messages not yet summarised pass
 ``summary_after_tokens``, one call folds all but the newest ``summary_keep_tokens`` of them
-(and the previous summary) into a new summary. The model then sees its system prompt, the
-summary and the unsummarised messages. The port can only append to the agent's context, so
-the summary is also appended there (traced as ``context_inserted``, kind ``running_summary``) and
-the env's context keeps the summarised messages: the env's context size counts both, while the
-model's prompt (``tokens.prompt``) holds only what it was shown. The summary is dropped with the
-messages it covered when the env resets the context after stage 1.
+(and the previous summary) into a new summary, and the port replaces those messages in the
+agent's context by that one summary message (traced as ``context_summarized``, source
+``controller``): the env's context really shrinks, and the model sees its system prompt, the
+summary and the newer messages. The manager still reads the conversation as it was told (the
+summary only trims the working context, as in LangMem). The env's context reset after stage 1
+drops the summary with everything else.
 
 The manager runs when a message arrives, before the model's reply to it, so it reads the
 conversation up to that message (LangMem's reflection runs after the reply).
@@ -72,8 +72,6 @@ SUMMARY_SYSTEM = (
 )
 SUMMARY_PREVIOUS = " Extend the summary so far with the new messages:\n{summary}"
 SUMMARY_HEADER = "[Summary] The conversation so far, summarised:"
-#: the context kind of an inserted running summary (apart from the Summary_context tool's "summary")
-SUMMARY_KIND = "running_summary"
 RECALL_HEADER = "[Memories] What I remember that may help:"
 
 
@@ -89,32 +87,46 @@ class Turn:
 
 @dataclass
 class LangMemState:
-    """What LangMem keeps for one episode: the agent's context as last seen, the running
-    summary and which messages it covers."""
+    """What LangMem keeps for one episode: the agent's context as last seen, the conversation
+    told so far, and the running summary's text and message id."""
 
-    system: list[Turn] = field(default_factory=list)
-    #: the context without the system prompt and without inserted summaries, oldest first
-    context: list[Turn] = field(default_factory=list)
+    #: the agent's context in order, system prompt included
+    turns: list[Turn] = field(default_factory=list)
+    #: every message seen since the last context reset, summarised or not, oldest first
+    history: list[Turn] = field(default_factory=list)
     summary: str = ""
-    summarized: set[str] = field(default_factory=set)
+    summary_id: str | None = None
     summaries: int = 0
     #: operations that could not be applied (an id not found, no content), with why
     ignored: list[str] = field(default_factory=list)
 
     def read(self, observation: Observation, kinds: Mapping[str, str]) -> None:
-        """Take the agent's current context; forget the summary if the env reset the context."""
-        turns = [Turn(m["id"], m["role"], m["content"], kinds.get(m["id"], "")) for m in observation]
-        self.system = [t for t in turns if t.role == "system"]
-        self.context = [t for t in turns if t.role != "system" and t.kind != SUMMARY_KIND]
-        if self.summarized and not any(t.id in self.summarized for t in self.context):
-            self.summary, self.summarized = "", set()
+        """Take the agent's current context; start afresh if the env reset the context."""
+        self.turns = [Turn(m["id"], m["role"], m["content"], kinds.get(m["id"], "")) for m in observation]
+        ids = {t.id for t in self.turns}
+        known = {t.id for t in self.history} | ({self.summary_id} if self.summary_id else set())
+        if known and not known & ids:
+            self.history, self.summary, self.summary_id = [], "", None
+        seen = {t.id for t in self.history}
+        self.history += [t for t in self.unsummarized() if t.id not in seen]
 
     def unsummarized(self) -> list[Turn]:
-        return [t for t in self.context if t.id not in self.summarized]
+        """The context without the system prompt and the running summary, oldest first."""
+        return [t for t in self.turns if t.role != "system" and t.id != self.summary_id]
 
     def conversation(self) -> list[Turn]:
-        """The messages the manager reads: the context without retrieved memories."""
-        return [t for t in self.context if t.kind != "retrieval"]
+        """The messages the manager reads: the conversation so far without retrieved memories."""
+        return [t for t in self.history if t.kind != "retrieval"]
+
+    def fold(self, folded: Sequence[Turn], summary: str, summary_id: str) -> None:
+        """Mirror the port's replacement: ``folded`` (and the old summary) become the summary
+        message, at the first one's place."""
+        gone = {t.id for t in folded} | ({self.summary_id} if self.summary_id else set())
+        first = next(i for i, t in enumerate(self.turns) if t.id in gone)
+        kept = [t for t in self.turns if t.id not in gone]
+        kept.insert(first, Turn(summary_id, "user", f"{SUMMARY_HEADER}\n{summary}", "summary"))
+        self.turns, self.summary, self.summary_id = kept, summary, summary_id
+        self.summaries += 1
 
 
 def dilated_sizes(messages: int, windows: int) -> list[int]:
@@ -216,10 +228,12 @@ class LangMem(MemoryController):
                 ep.port.record_llm("controller", [], failures=1, reason="summarize: an empty summary")
             if not summary:
                 continue
-            state = ep.state
-            state.summary, state.summaries = summary, state.summaries + 1
-            state.summarized.update(t.id for t in folded)
-            ep.port.insert_context(f"{SUMMARY_HEADER}\n{summary}", kind=SUMMARY_KIND)
+            replaced = ([ep.state.summary_id] if ep.state.summary_id else []) + [t.id for t in folded]
+            new_id = ep.port.replace_context(replaced, f"{SUMMARY_HEADER}\n{summary}")
+            if new_id is None:  # cannot happen while the state mirrors the context
+                logger.warning("LangMem: none of %s is in the context; the summary is dropped", replaced)
+                continue
+            ep.state.fold(folded, summary, new_id)
 
     def to_fold(self, state: LangMemState) -> list[Turn]:
         """The unsummarised messages to fold now (none while they fit under the bound)."""
@@ -239,13 +253,10 @@ class LangMem(MemoryController):
         return [{"role": "system", "content": SUMMARY_SYSTEM.format(previous=extra)},
                 {"role": "user", "content": _transcript(folded)}]
 
-    def shown_context(self, ep: Episode) -> list[dict[str, str]]:
-        """What the answering model sees: system prompt, running summary, unsummarised messages."""
-        state = ep.state
-        summary = ([{"id": "summary", "role": "user", "content": f"{SUMMARY_HEADER}\n{state.summary}"}]
-                   if state.summary else [])
-        return [*({"id": t.id, "role": t.role, "content": t.content} for t in state.system), *summary,
-                *({"id": t.id, "role": t.role, "content": t.content} for t in state.unsummarized())]
+    @staticmethod
+    def shown_context(ep: Episode) -> list[dict[str, str]]:
+        """What the answering model sees: the env's context after any summary just made."""
+        return [{"id": t.id, "role": t.role, "content": t.content} for t in ep.state.turns]
 
     # -- the memory manager ----------------------------------------------------------------------
     def observe(self, arrivals: Sequence[Arrival]) -> None:

@@ -14,7 +14,7 @@ from agemem_gym.policies import make_policy
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
 from baselines import langmem
-from baselines.langmem import SUMMARY_HEADER, SUMMARY_KIND, LangMem
+from baselines.langmem import SUMMARY_HEADER, LangMem
 from benchmarks.runner import RunConfig, run
 from benchmarks.traces import read_trace
 
@@ -150,9 +150,11 @@ def test_running_summary_replaces_old_messages_in_the_prompt_until_the_context_r
     policy = KeepingLangMem(llm=llm, summary_after_tokens=20, summary_keep_tokens=0)
     info = play(policy)
     trace = info["result"].trace
-    summaries = [e for e in trace if e.kind == "context_inserted" and e.payload["kind"] == SUMMARY_KIND]
+    summaries = [e for e in trace if e.kind == "context_summarized"]
     assert summaries and all(e.source == "controller" for e in summaries)
     assert summaries[0].stage == 1 and summaries[0].turn == 1
+    assert summaries[0].payload["summary"] == f"{SUMMARY_HEADER}\n3 messages folded"
+    assert [r["content"] for r in summaries[0].payload["replaced"]][0] == MOVED.stage1[0].message
     answers = llm.prompts("answer")
     move = answers[1]  # the answer to the move, right after the first summary
     assert [m["role"] for m in move] == ["system", "user", "user"]
@@ -167,10 +169,33 @@ def test_running_summary_replaces_old_messages_in_the_prompt_until_the_context_r
     assert len(llm.prompts("langmem_summary")) == len(summaries)
 
 
+def test_a_summary_shrinks_the_envs_context_and_the_next_one_replaces_it():
+    long = TaskInstance(**{**MOVED.__dict__, "task_id": "long", "stage1": (
+        MOVED.stage1[0], Fact("By the way, my favourite colour is teal, and it has been for years.",
+                              "The user's favourite colour is teal.", "colour", "add"), MOVED.stage1[1])})
+    summarized = play(KeepingLangMem(llm=ByTitle(moved_replies()), summary_after_tokens=20,
+                                     summary_keep_tokens=0), task=long)["result"].trace
+    plain = play(KeepingLangMem(llm=ByTitle(moved_replies()), summary_after_tokens=None), task=long)["result"].trace
+    events = [(before, e) for before, e in zip(summarized, summarized[1:], strict=False)
+              if e.kind == "context_summarized"]
+    assert [e.stage for _, e in events] == [1, 1, 3], "before each later stage-1 answer and the stage-3 one"
+    for before, event in events:
+        assert event.context_tokens < before.context_tokens, "the env's context shrank"
+    # the second summary replaces the first one and the messages since; the env's context
+    # reset after stage 1 took the summary with it, so the stage-3 one starts afresh
+    assert events[1][1].payload["replaced"][0]["content"].startswith(SUMMARY_HEADER)
+    assert not events[2][1].payload["replaced"][0]["content"].startswith(SUMMARY_HEADER)
+
+    def last_in_stage1(trace):
+        return [e.context_tokens for e in trace if e.stage == 1][-1]
+
+    assert last_in_stage1(summarized) < last_in_stage1(plain)
+
+
 def test_malformed_summary_json_is_counted_and_the_model_keeps_every_message():
     llm = ByTitle(moved_replies(summary=lambda p: "a short summary"))
     info = play(KeepingLangMem(llm=llm, summary_after_tokens=20, summary_keep_tokens=0))
-    assert not any(e.kind == "context_inserted" and e.payload["kind"] == SUMMARY_KIND for e in info["result"].trace)
+    assert not any(e.kind == "context_summarized" for e in info["result"].trace)
     move = llm.prompts("answer")[1]
     assert MOVED.stage1[0].message in [m["content"] for m in move]
     cost = info["cost"]["controller"]
@@ -218,7 +243,7 @@ def test_runs_end_to_end_through_the_runner(name, tmp_path, shared_data):
     trace = read_trace(tmp_path, record["episode_id"])
     recalls = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == "retrieval"]
     assert len(recalls) == 1 and recalls[0]["stage"] == 3
-    summaries = [e for e in trace if e["kind"] == "context_inserted" and e["payload"]["kind"] == SUMMARY_KIND]
+    summaries = [e for e in trace if e["kind"] == "context_summarized"]
     assert len(summaries) == summarised > 0
 
 
