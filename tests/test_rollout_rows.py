@@ -115,6 +115,24 @@ def test_rows_split_at_the_reset_and_the_summary_and_hold_only_seen_context(toke
     assert task.distractors[0] in texts[2] and task.query in texts[2]
 
 
+def test_filter_context_starts_a_new_row(tokenizer):
+    probe = AgeMemEnv("assistant", **OPTIONS)
+    distractor = probe.reset(seed=3)[1]["task"].distractors[0]
+    probe.close()
+    script = [format_answer("Noted."), format_answer("Noted."),  # stage 1
+              format_tool_call("Filter_context", criteria=distractor), format_answer("Okay."),  # stage 2
+              format_answer("blue")]  # stage 3
+    env = Recording(AgeMemEnv("assistant", **OPTIONS))
+    [episode] = play([env], scripted(tokenizer, script), tokenizer, [{"seed": 3}])
+    env.close()
+    assert "context_filtered" in [e.kind for e in episode.info["result"].trace]
+    rows = training_rows(episode)
+    assert [r.turns for r in rows] == [[0, 1], [2], [3, 4]]
+    distractor_message = f"<|im_start|>user\n{distractor}<|im_end|>"
+    assert distractor_message in tokenizer.decode(rows[1].ids)  # the model saw it when it filtered
+    assert distractor_message not in tokenizer.decode(rows[2].ids)  # and not after
+
+
 def test_env_tokens_between_turns_are_masked(tokenizer):
     env = AgeMemEnv("assistant", **OPTIONS)
     [episode] = play([env], scripted(tokenizer, SCRIPT), tokenizer, [{"seed": 3}])
