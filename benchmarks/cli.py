@@ -172,6 +172,10 @@ def train(
     loss_type: Annotated[str, typer.Option(help="grpo (the paper) or dr_grpo.")] = "grpo",
     clip_eps: Annotated[float | None, typer.Option(help="PPO clip range (default: no clipping).")] = None,
     reward_mode: Annotated[str, typer.Option(help="full (the paper's reward) or task (Answer-Only).")] = "full",
+    preset: Annotated[str, typer.Option(help="paper (step-wise GRPO as the paper describes it) or trinity (the "
+                                             "released recipe: plain GRPO over kept turns, clip 0.2, k2 KL 0.001, "
+                                             "LoRA 32, temperature 0.6); it overrides the flags it sets, "
+                                             "--grpo-arg overrides it.")] = "paper",
     curriculum: Annotated[str, typer.Option(help="Stage subsets in order, e.g. '3;1,3;1,2,3'.")] = "1,2,3",
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (peft).")] = False,
     rollout_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for rollouts "
@@ -197,7 +201,8 @@ def train(
     _set_threads(threads)
 
     try:
-        from agemem_gym.training.grpo import GRPOConfig
+        from agemem_gym.errors import ConfigError
+        from agemem_gym.training.grpo import PRESETS, GRPOConfig
         from agemem_gym.training.sft import SFTConfig
         from benchmarks.train_run import (
             TINY_ASSISTANT,
@@ -217,14 +222,17 @@ def train(
         teacher_options = {**TINY_TEACHER, **teacher_options}
         max_new_tokens = max_new_tokens or 64
     try:
-        grpo = GRPOConfig(
+        if preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        settings: dict[str, Any] = dict(
             model=model, out=str(out / "grpo"), env=env, env_options=env_options, max_steps=max_steps,
             group_size=group_size, tasks_per_step=tasks_per_step, learning_rate=learning_rate, beta=beta,
-            loss_type=loss_type, clip_eps=clip_eps, reward_mode=reward_mode,  # type: ignore[arg-type]
+            loss_type=loss_type, clip_eps=clip_eps, reward_mode=reward_mode,
             curriculum=tuple(_parse_stages(part) for part in curriculum.split(";")), lora=lora,
             rollout_base_url=rollout_base_url, seed=seed, progress=progress,
-            max_new_tokens=max_new_tokens or 256, **_parse_options(grpo_arg, "--grpo-arg"),
+            max_new_tokens=max_new_tokens or 256,
         )
+        grpo = GRPOConfig(**{**settings, **PRESETS[preset], **_parse_options(grpo_arg, "--grpo-arg")})
         warm = None
         if sft:
             warm = SFTConfig(model=model, out="", env=env, env_options=env_options, seed=seed, progress=progress,

@@ -117,6 +117,16 @@ class GRPOConfig:
     loss_type: LossType = "grpo"
     """``grpo``: std-scaled advantages, mean per turn then over turns; ``dr_grpo``: no std
     scaling, token sums over ``max_new_tokens``."""
+    advantage: Literal["episode", "turn"] = "episode"
+    """``episode``: the paper's step-wise GRPO, each episode's group-normalised reward broadcast
+    to its turns; ``turn``: the released code's plain GRPO, normalised over all kept turns of a
+    task (longer episodes weigh more)."""
+    train_turns: Literal["all", "tools_and_last"] = "all"
+    """Turns that carry loss: all, or (the released code) those with a tool call plus each
+    episode's last turn."""
+    kl_estimator: Literal["k3", "k2"] = "k3"
+    """KL estimator: ``k3`` (unbiased, the default) or ``k2`` (``0.5 * log-ratio**2``, the
+    released config's)."""
     updates_per_step: int = 1
     """Optimizer passes over each step's rollouts (>1 makes the ratio and clipping matter)."""
     tokens_per_micro_batch: int = 8_192
@@ -161,12 +171,47 @@ class GRPOConfig:
             raise ConfigError(f"clip_eps must be in (0, 1) or None, got {self.clip_eps}")
         if self.beta < 0:
             raise ConfigError(f"beta must be >= 0, got {self.beta}")
+        for name, allowed in (("advantage", ("episode", "turn")), ("train_turns", ("all", "tools_and_last")),
+                              ("kl_estimator", ("k3", "k2"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.lora and self.rollout_base_url:
             raise ConfigError("rollout_base_url with lora: a server cannot sample from unmerged adapters")
         training_split(self.env, self.env_options)  # no training tasks: refuse, saying what to pass
 
 
 # -- advantages and loss -------------------------------------------------------------------------
+
+#: The released training config (examples/agemem_hotpotqa/agemem_train.yaml, OFFICIAL.md section 6):
+#: plain GRPO over the kept turns, PPO clipping 0.2, k2 KL at 0.001, LoRA rank 32 / alpha 32,
+#: 16 tasks x 8, weight decay 0.01, temperature 0.6, 2,048-token replies.
+TRINITY_PRESET: dict[str, Any] = {
+    "advantage": "turn", "train_turns": "tools_and_last", "clip_eps": 0.2, "kl_estimator": "k2",
+    "beta": 0.001, "lora": True, "lora_r": 32, "lora_alpha": 32, "learning_rate": 1e-5,
+    "tasks_per_step": 16, "group_size": 8, "weight_decay": 0.01, "temperature": 0.6,
+    "max_new_tokens": 2048,
+}
+PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "trinity": TRINITY_PRESET}
+
+
+def turn_advantages(rewards: np.ndarray, episode_of_row: np.ndarray, task_of_episode: np.ndarray,
+                    eps: float = 1e-6) -> np.ndarray:
+    """Plain GRPO over turns: each row carries its episode's reward, normalised by the mean and
+    sample std of all rows of the same task.
+
+    >>> turn_advantages(np.array([1.0, 0.0]), np.array([0, 0, 0, 1]), np.array([0, 0])).round(3).tolist()
+    [0.5, 0.5, 0.5, -1.5]
+    """
+    row_rewards = rewards[episode_of_row]
+    row_tasks = task_of_episode[episode_of_row]
+    out = np.zeros_like(row_rewards, dtype=float)
+    for task in np.unique(row_tasks):
+        mine = row_tasks == task
+        values = row_rewards[mine]
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        out[mine] = (values - values.mean()) / (std + eps) if std > 0 else 0.0
+    return out
+
 
 def group_advantages(rewards: np.ndarray, eps: float = 1e-6, scale: bool = True) -> np.ndarray:
     """``(r - mean) / (std + eps)`` per row (one row per task, one column per episode), with
@@ -202,7 +247,7 @@ _LOSS_TYPES = {"grpo": _turn_mean, "dr_grpo": _token_sum}
 
 def grpo_loss(logp: Any, ref_logp: Any | None, batch: dict[str, Any], *, beta: float,
               clip_eps: float | None, loss_type: LossType, turns_total: int,
-              max_new_tokens: int) -> tuple[Any, dict[str, float]]:
+              max_new_tokens: int, kl_estimator: str = "k3") -> tuple[Any, dict[str, float]]:
     """The negated objective of the micro-batch ``batch`` (its share of a step with
     ``turns_total`` turns), and statistics of its tokens."""
     mask = batch["completion_mask"]
@@ -214,7 +259,10 @@ def grpo_loss(logp: Any, ref_logp: Any | None, batch: dict[str, Any], *, beta: f
     kl = torch.zeros_like(logp)
     if ref_logp is not None:
         log_ref_ratio = ref_logp - logp
-        kl = torch.exp(log_ref_ratio) - log_ref_ratio - 1  # k3: unbiased, >= 0
+        if kl_estimator == "k2":
+            kl = 0.5 * log_ref_ratio**2
+        else:
+            kl = torch.exp(log_ref_ratio) - log_ref_ratio - 1  # k3: unbiased, >= 0
         objective = objective - beta * kl
     loss = -_LOSS_TYPES[loss_type](objective, batch, turns_total, max_new_tokens)
     with torch.no_grad():
@@ -291,13 +339,33 @@ def collect_rollouts(envs: Sequence[AgeMemEnv], policy: AgeMemAgent, tokenizer: 
         g = usage["generation"]
         ids = g.completion_ids if g.completion_ids is not None else tokenizer.encode(g.text, add_special_tokens=False)
         old = g.logprobs if g.logprobs is not None and len(g.logprobs) == len(ids) else None
-        rows.append(TurnRow(g.prompt_ids or prompt_ids(tokenizer, observation), list(ids), 0.0, old, episode))
+        rows.append(TurnRow(g.prompt_ids or prompt_ids(tokenizer, observation), list(ids), 0.0, old, episode,
+                            "<tool_call>" in action))
 
     rewards = np.zeros(len(starts))
     infos: list[dict[str, Any]] = [{}] * len(starts)
     for done in play_episodes(envs, policy, starts, on_step=keep):
         rewards[done.index], infos[done.index] = done.reward, done.info
     return rows, rewards.reshape(len(tasks), group_size), infos
+
+
+def assign_advantages(config: GRPOConfig, rows: list[TurnRow], rewards: np.ndarray) -> list[TurnRow]:
+    """Keep the turns that carry loss and give each its advantage (``rewards`` is
+    ``[tasks, group_size]``; a row's episode indexes its flattened form)."""
+    if config.train_turns == "tools_and_last":
+        last = {row.episode: i for i, row in enumerate(rows)}
+        rows = [row for i, row in enumerate(rows) if row.has_tool_call or last[row.episode] == i]
+    if config.advantage == "turn":
+        episodes = np.array([row.episode for row in rows], dtype=int)
+        tasks = np.repeat(np.arange(rewards.shape[0]), rewards.shape[1])
+        advantages = turn_advantages(rewards.flatten(), episodes, tasks, config.adv_eps)
+        for row, advantage in zip(rows, advantages, strict=True):
+            row.advantage = float(advantage)
+        return rows
+    per_episode = group_advantages(rewards, config.adv_eps, scale=config.loss_type == "grpo").flatten()
+    for row in rows:
+        row.advantage = float(per_episode[row.episode])
+    return rows
 
 
 def _episode_metrics(rewards: np.ndarray, infos: list[dict[str, Any]]) -> dict[str, float]:
@@ -334,7 +402,8 @@ def _update(config: GRPOConfig, model: Any, reference: Any, optimizer: Any, acce
                 ref_logp = _reference_logprobs(config, model, reference, batch)
                 loss, stats = grpo_loss(logp, ref_logp, batch, beta=config.beta, clip_eps=config.clip_eps,
                                         loss_type=config.loss_type, turns_total=len(rows),
-                                        max_new_tokens=config.max_new_tokens)
+                                        max_new_tokens=config.max_new_tokens,
+                                        kl_estimator=config.kl_estimator)
                 accelerator.backward(loss)
             totals["train/loss"] += float(loss.detach()) / config.updates_per_step
             for name in ("kl", "ratio", "clip_fraction"):
@@ -460,9 +529,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
             model.eval()
             policy.seed = int(rng.integers(2**31))
             rows, rewards, infos = collect_rollouts(envs, policy, tokenizer, rng, config.group_size)
-            advantages = group_advantages(rewards, config.adv_eps, scale=config.loss_type == "grpo").flatten()
-            for row in rows:
-                row.advantage = float(advantages[row.episode])
+            rows = assign_advantages(config, rows, rewards)
             rollout_seconds = time.perf_counter() - began
             model.train()
             stats = _update(config, model, reference, optimizer, accelerator, rows, tokenizer.pad_token_id)

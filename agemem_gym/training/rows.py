@@ -43,6 +43,7 @@ class TurnRow:
         advantage: the turn's advantage (its episode's, in step-wise GRPO).
         old_logprobs: log-probs of ``completion_ids`` under the policy that sampled them.
         episode: index of the episode the turn belongs to.
+        has_tool_call: whether the turn's response called a tool.
     """
 
     prompt_ids: list[int]
@@ -50,6 +51,7 @@ class TurnRow:
     advantage: float = 0.0
     old_logprobs: list[float] | None = None
     episode: int = -1
+    has_tool_call: bool = False
 
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
