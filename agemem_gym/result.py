@@ -61,6 +61,7 @@ class EpisodeResult:
     episode_id: str = ""
     index: int = 0
     agent: str = ""
+    agent_settings: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     backend: str | None = None
     tokens: dict[str, float] = field(default_factory=dict)

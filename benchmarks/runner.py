@@ -173,6 +173,7 @@ def _play(config: RunConfig, policy: Policy, envs: EnvGroup, todo: list[int],
     starts = [{"seed": config.seed + i, "options": {"task_index": i}} for i in todo]
     usage = [_AgentUsage() for _ in todo]
     commit = git_commit()
+    settings = policy.settings()
 
     def count(k: int, observation: Any, info: dict[str, Any], action: str,
               used: dict[str, Any] | None) -> None:
@@ -194,19 +195,19 @@ def _play(config: RunConfig, policy: Policy, envs: EnvGroup, todo: list[int],
 
     for done in play_episodes(envs, policy, starts, on_step=count, on_restart=restart):
         index = todo[done.index]
-        result = _with_run(config, done.info["result"], index, done, usage[done.index], commit)
+        result = _with_run(config, done.info["result"], index, done, usage[done.index], commit, settings)
         write_trace(config.out, result.episode_id, result.trace_dicts())
         log.append(result.to_record())
         bar.update(1)
 
 
 def _with_run(config: RunConfig, result: EpisodeResult, index: int, done: FinishedEpisode,
-              usage: _AgentUsage, commit: str) -> EpisodeResult:
+              usage: _AgentUsage, commit: str, settings: dict[str, Any]) -> EpisodeResult:
     """The env's result completed with what only the run knows."""
     options = config.agent_options
     model = options.get("model")
     return result.with_run(
-        episode_id=episode_id(config, index), index=index, agent=config.agent,
+        episode_id=episode_id(config, index), index=index, agent=config.agent, agent_settings=settings,
         model=None if model is None else str(model),
         backend=options.get("backend", "transformers") if model is not None else None,
         tokens=usage.tokens(), seconds=round(done.seconds, 4), commit=commit,

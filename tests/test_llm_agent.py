@@ -42,6 +42,7 @@ def test_agent_usage_lands_in_episode_records_and_calls_are_batched(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert max(llm.batches) == 3, "three running episodes share one generate call"
     for r in records:
+        assert r["agent_settings"] == {"max_new_tokens": 512, "temperature": 0.0, "top_p": 1.0, "seed": None}
         assert r["cost"]["agent"]["llm_calls"] == r["rounds"] > 0
         assert r["tokens"]["prompt"] == r["cost"]["agent"]["prompt_tokens"] > 0
         assert r["tool_calls"]["Add_memory"] >= 1

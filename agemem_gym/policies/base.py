@@ -52,6 +52,11 @@ class Policy(ABC):
         """Responses for several episodes at once (LLM policies batch the generation)."""
         return [self.act(o, i) for o, i in zip(observations, infos, strict=True)]
 
+    def settings(self) -> dict[str, Any]:
+        """Settings that shape this policy's behaviour beyond its name (sampling, reply limits,
+        constrained decoding...), written into every episode record."""
+        return {}
+
     def last_usage(self) -> list[dict[str, Any]] | None:
         """LLM usage of each response of the last :meth:`act_batch` call (``llm_calls``,
         ``prompt_tokens``, ``completion_tokens``, ``seconds``, and whatever else the policy

@@ -89,6 +89,10 @@ class AgeMemAgent(Policy):
                 usage["generation"] = generation
         return [g.text for g in generations]
 
+    def settings(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                "seed": self.seed}
+
     def last_usage(self) -> list[dict[str, Any]] | None:
         return self._last
 
