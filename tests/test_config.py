@@ -35,7 +35,8 @@ from benchmarks.runner import RunConfig
         ({"store_retries": -1}, "store_retries must be an integer >= 0, got -1 (int)"),
         ({"prompt": "compakt"}, "prompt must be one of 'full', 'compact', got 'compakt' (str). "
          "Did you mean 'compact'?"),
-        ({"reward_mode": "answer"}, "reward_mode must be one of 'full', 'task', got 'answer' (str)"),
+        ({"reward_mode": "answer"},
+         "reward_mode must be one of 'full', 'task', 'official', got 'answer' (str)"),
         ({"auto_retrieve": "yes"}, "auto_retrieve must be true or false, got 'yes' (str)"),
         ({"tools": ["Add_memroy"]}, "unknown tools entry 'Add_memroy'. Did you mean 'Add_memory'? "
          "The tools are Add_memory, Update_memory, Delete_memory, Retrieve_memory, "
