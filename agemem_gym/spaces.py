@@ -87,8 +87,8 @@ class _SharedChats(collections.abc.Sequence):
     ``copy.deepcopy`` (what ``AsyncVectorEnv(copy=True)`` returns) gives a plain tuple.
     """
 
-    def __init__(self, buffer: Any, n: int, slot: int):
-        self._buffer, self._n, self._slot = buffer, n, slot
+    def __init__(self, buffer: Any, n: int, slot: int, as_tuple: bool = True):
+        self._buffer, self._n, self._slot, self._as_tuple = buffer, n, slot, as_tuple
 
     def __len__(self) -> int:
         return self._n
@@ -102,9 +102,9 @@ class _SharedChats(collections.abc.Sequence):
         start = (index % self._n) * self._slot
         (length,) = _HEADER.unpack_from(view, start)
         if length == 0:
-            return ()
-        data = bytes(view[start + _HEADER.size:start + _HEADER.size + length])
-        return tuple(json.loads(data))
+            return () if self._as_tuple else ""
+        value = json.loads(bytes(view[start + _HEADER.size:start + _HEADER.size + length]))
+        return tuple(value) if self._as_tuple else value
 
     def __deepcopy__(self, memo: dict[int, Any]) -> tuple[Observation, ...]:
         return tuple(self)
@@ -113,21 +113,22 @@ class _SharedChats(collections.abc.Sequence):
         return f"_SharedChats({list(self)!r})"
 
 
-@create_shared_memory.register(ChatSpace)
-def _create_chat_memory(space: ChatSpace, n: int = 1, ctx: ModuleType | None = None) -> Any:
+def create_text_memory(space: Any, n: int = 1, ctx: ModuleType | None = None) -> Any:
+    """Shared memory for ``n`` observations of a text space with a ``max_bytes`` attribute."""
     import multiprocessing
 
     return (ctx or multiprocessing).Array("B", n * space.max_bytes)
 
 
-@read_from_shared_memory.register(ChatSpace)
-def _read_chats(space: ChatSpace, shared_memory: Any, n: int = 1) -> _SharedChats:
-    return _SharedChats(shared_memory, n, space.max_bytes)
+def read_text_memory(space: Any, shared_memory: Any, n: int = 1) -> _SharedChats:
+    """The batch in shared memory, decoded on read (chat tuples for :class:`ChatSpace`)."""
+    return _SharedChats(shared_memory, n, space.max_bytes, as_tuple=isinstance(space, ChatSpace))
 
 
-@write_to_shared_memory.register(ChatSpace)
-def _write_chat(space: ChatSpace, index: int, value: Observation, shared_memory: Any) -> None:
-    data = json.dumps(list(value), separators=(",", ":")).encode("ascii")
+def write_text_memory(space: Any, index: int, value: Any, shared_memory: Any) -> None:
+    """Put env ``index``'s observation (chat messages or a string) into its slot."""
+    data = json.dumps(list(value) if isinstance(value, tuple) else value,
+                      separators=(",", ":")).encode("ascii")
     room = space.max_bytes - _HEADER.size
     if len(data) > room:
         raise ObservationTooLargeError(
@@ -138,6 +139,11 @@ def _write_chat(space: ChatSpace, index: int, value: Observation, shared_memory:
     start = index * space.max_bytes
     view[start + _HEADER.size:start + _HEADER.size + len(data)] = data
     _HEADER.pack_into(view, start, len(data))
+
+
+create_shared_memory.register(ChatSpace, create_text_memory)
+read_from_shared_memory.register(ChatSpace, read_text_memory)
+write_to_shared_memory.register(ChatSpace, write_text_memory)
 
 
 class ResponseSpace(Space[str]):

@@ -6,16 +6,31 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.spaces import Space
+from gymnasium.vector.utils import (
+    create_shared_memory,
+    read_from_shared_memory,
+    write_to_shared_memory,
+)
 
-from agemem_gym.spaces import Observation
+from agemem_gym.spaces import (
+    DEFAULT_SHARED_BYTES,
+    Observation,
+    create_text_memory,
+    read_text_memory,
+    write_text_memory,
+)
 
 
 class _AnyText(Space[str]):
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_SHARED_BYTES) -> None:
         super().__init__(None, None)
+        self.max_bytes = max_bytes  # the slot per env in an AsyncVectorEnv's shared memory
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, str)
+
+    def __eq__(self, other: object) -> bool:  # vector envs compare their envs' spaces
+        return isinstance(other, _AnyText) and other.max_bytes == self.max_bytes
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
         return "[m1] system: sample"
@@ -68,3 +83,8 @@ class FinishOnTruncation(gym.Wrapper[Observation, str, Observation, str], gym.ut
             reward, final = self.env.unwrapped.end_episode("max_episode_steps")  # type: ignore[attr-defined]
             info = {**info, **final}
         return observation, reward, terminated, truncated, info
+
+
+create_shared_memory.register(_AnyText, create_text_memory)
+read_from_shared_memory.register(_AnyText, read_text_memory)
+write_to_shared_memory.register(_AnyText, write_text_memory)

@@ -84,3 +84,21 @@ def test_an_env_whose_engine_runs_refuses_to_be_copied_and_says_why():
                                         r"engine is running \(a separate process\)"):
         copy.deepcopy(env)
     env.close()
+
+
+def test_make_vec_async_with_the_flat_text_wrapper():
+    script = "import gymnasium as gym, agemem_gym\n" + textwrap.dedent(_USE_AN_ENV_FIRST) + \
+        textwrap.dedent(f"""
+        from agemem_gym.wrappers import FlatTextObservation
+        venv = gym.make_vec("AgeMem/Assistant-v0", num_envs=2, vectorization_mode="async",
+                            wrappers=[FlatTextObservation], num_facts=3, num_distractors=1)
+        obs, _ = venv.reset(seed=0)
+        obs = venv.step([{ADD!r}] * 2)[0]
+        assert all(o.startswith("[m1] system:") and "Add_memory: Stored mem_" in o for o in obs)
+        venv.close()
+        print("flat ok")
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("flat ok")
