@@ -11,6 +11,7 @@ import gymnasium as gym
 from agemem_gym.config import EnvConfig
 from agemem_gym.episode import EpisodeState
 from agemem_gym.judges import make_judge
+from agemem_gym.lenient import parse_lenient
 from agemem_gym.llm.base import Generation
 from agemem_gym.memory.context import Context
 from agemem_gym.memory.encoders import make_encoder
@@ -18,7 +19,6 @@ from agemem_gym.memory.ltm import LongTermMemory
 from agemem_gym.memory.summarizers import make_summarizer
 from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.prompts import system_prompt
-from agemem_gym.lenient import parse_lenient
 from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
 from agemem_gym.protocols import apply_protocol, rename_tools, tool_aliases
 from agemem_gym.scoring import finish_episode, for_episode

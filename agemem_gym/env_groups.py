@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -160,6 +161,32 @@ def serve(env: AgeMemEnv, command: str, payload: Any) -> Any:
     raise ValueError(f"unknown worker command {command!r}")
 
 
+class WorkerEnvs:
+    """What process and Ray workers share: slots answered by :func:`serve` in a worker, a port
+    that forwards to it. Subclasses send a command to several slots at once (``_send_all``)."""
+
+    def _send_all(self, command: str, payloads: Mapping[int, Any]) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def reset(self, starts: Mapping[int, dict[str, Any]]) -> dict[int, Any]:
+        return self._send_all("reset", starts)
+
+    def step(self, actions: Mapping[int, str]) -> dict[int, Any]:
+        return self._send_all("step", actions)
+
+    def call(self, slot: int, command: str, payload: Any) -> Any:
+        """One command to one slot; a lost worker raises :class:`WorkerLost`."""
+        result = self._send_all(command, {slot: payload})[slot]
+        if isinstance(result, WorkerLost):
+            raise result
+        return result
+
+    def handle(self, slot: int) -> EpisodeHandle:
+        key, task_id, benchmark = self.call(slot, "handle", None)
+        port = RemotePort(lambda method, args, kwargs: self.call(slot, "port", (method, args, kwargs)))
+        return EpisodeHandle(key, port, task_id, benchmark)
+
+
 def _worker(factory: EnvFactory, connection: Any) -> None:
     env = factory.make()
     try:
@@ -177,7 +204,7 @@ def _worker(factory: EnvFactory, connection: Any) -> None:
         env.close()
 
 
-class ProcessEnvs:
+class ProcessEnvs(WorkerEnvs):
     """One env per worker process; slots reset and step in parallel.
 
     Args:
@@ -237,33 +264,14 @@ class ProcessEnvs:
         self._workers[slot] = self._start()
         return WorkerLost(slot, reason)
 
-    def reset(self, starts: Mapping[int, dict[str, Any]]) -> dict[int, Any]:
-        return self._send_all("reset", starts)
-
-    def step(self, actions: Mapping[int, str]) -> dict[int, Any]:
-        return self._send_all("step", actions)
-
-    def call(self, slot: int, command: str, payload: Any) -> Any:
-        result = self._send_all(command, {slot: payload})[slot]
-        if isinstance(result, WorkerLost):
-            raise result
-        return result
-
-    def handle(self, slot: int) -> EpisodeHandle:
-        key, task_id, benchmark = self.call(slot, "handle", None)
-        port = RemotePort(lambda method, args, kwargs: self.call(slot, "port", (method, args, kwargs)))
-        return EpisodeHandle(key, port, task_id, benchmark)
-
     def pids(self) -> list[int]:
         """The worker processes' ids."""
         return [process.pid for process, _ in self._workers]
 
     def close(self) -> None:
-        for process, connection in self._workers:
-            try:
+        for _, connection in self._workers:
+            with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker needs no goodbye
                 connection.send(("close", None))
-            except (BrokenPipeError, OSError):
-                pass
         for process, connection in self._workers:
             process.join(timeout=10)
             if process.is_alive():

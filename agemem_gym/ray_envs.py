@@ -18,13 +18,13 @@ Needs the ``[ray]`` extra. Example (a local cluster of two CPUs)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from agemem_gym.env_groups import EnvFactory, RemotePort, WorkerError, WorkerLost, serve
+from agemem_gym.env_groups import EnvFactory, WorkerEnvs, WorkerError, WorkerLost, serve
 from agemem_gym.errors import MissingExtraError
-from agemem_gym.port import EpisodeHandle
 
 
 def _ray() -> Any:
@@ -51,7 +51,7 @@ class _EnvActor:
         self.env.close()
 
 
-class RayEnvs:
+class RayEnvs(WorkerEnvs):
     """One env per Ray actor; slots reset and step in parallel across the cluster.
 
     Args:
@@ -85,7 +85,7 @@ class RayEnvs:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run_all(self, command: str, payloads: Mapping[int, Any]) -> dict[int, Any]:
+    def _send_all(self, command: str, payloads: Mapping[int, Any]) -> dict[int, Any]:
         refs = {slot: self._actors[slot].run.remote(command, payload) for slot, payload in payloads.items()}
         results: dict[int, Any] = {}
         for slot, ref in refs.items():
@@ -102,32 +102,13 @@ class RayEnvs:
         self._actors[slot] = self._actor.remote(self.factory)
         return WorkerLost(slot, reason)
 
-    def reset(self, starts: Mapping[int, dict[str, Any]]) -> dict[int, Any]:
-        return self._run_all("reset", starts)
-
-    def step(self, actions: Mapping[int, str]) -> dict[int, Any]:
-        return self._run_all("step", actions)
-
-    def call(self, slot: int, command: str, payload: Any) -> Any:
-        result = self._run_all(command, {slot: payload})[slot]
-        if isinstance(result, WorkerLost):
-            raise result
-        return result
-
-    def handle(self, slot: int) -> EpisodeHandle:
-        key, task_id, benchmark = self.call(slot, "handle", None)
-        port = RemotePort(lambda method, args, kwargs: self.call(slot, "port", (method, args, kwargs)))
-        return EpisodeHandle(key, port, task_id, benchmark)
-
     def pids(self) -> list[int]:
         """The actors' process ids (on their nodes)."""
         return [int(p) for p in self._ray.get([a.pid.remote() for a in self._actors])]
 
     def close(self) -> None:
         for actor in self._actors:
-            try:
+            with contextlib.suppress(Exception):  # an actor already gone has nothing to close
                 self._ray.get(actor.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001 - an actor already gone has nothing to close
-                pass
             self._ray.kill(actor, no_restart=True)
         self._actors = []

@@ -11,7 +11,6 @@ from gymnasium.envs.registration import WrapperSpec
 
 from agemem_gym.tasks import BENCHMARKS
 
-
 #: Applied by ``gym.make`` outside its ``TimeLimit``: a step cap still ends the episode with the
 #: trajectory reward and all its parts (:class:`~agemem_gym.wrappers.FinishOnTruncation`).
 _FINISH_ON_TRUNCATION = WrapperSpec("FinishOnTruncation", "agemem_gym.wrappers:FinishOnTruncation", {})

@@ -1,11 +1,11 @@
 import pytest
 
 from agemem_gym import AgeMemEnv
-from agemem_gym.rollout import rollout
 from agemem_gym.judges import Judge, LLMJudge, memory_quality, parse_score
 from agemem_gym.llm.base import Generation, LLMBackend
 from agemem_gym.memory import HashingEncoder, LLMSummarizer, Message
 from agemem_gym.policies import OraclePolicy
+from agemem_gym.rollout import rollout
 
 SMALL = {"num_facts": 3, "num_updates": 1, "num_deletes": 1, "num_distractors": 2, "distractor_sentences": 2,
          "num_queried": 1}

@@ -20,7 +20,6 @@ from agemem_gym.env_groups import EnvFactory, LocalEnvs, ProcessEnvs
 from agemem_gym.policies import OraclePolicy
 from agemem_gym.rollout import play_episodes
 
-
 _DATA = {"sciworld": ("agentboard_scienceworld", "AGEMEM_SCIWORLD_DATA"),
          "alfworld": ("alfworld", "ALFWORLD_DATA"),
          "babyai": ("agentboard_babyai", "AGEMEM_BABYAI_DATA"),
