@@ -25,7 +25,7 @@ from agemem_gym.scoring import finish_episode, for_episode
 from agemem_gym.spaces import ChatSpace, Observation, ResponseSpace
 from agemem_gym.tasks import Engine, TaskSource, make_task_source
 from agemem_gym.tools import CONTEXT_REDUCING_TOOLS, ToolBox, ToolResult
-from agemem_gym.trace import EventKind, EventSource, cap
+from agemem_gym.trace import EventKind, EventSource, cap, effect_event
 
 _CLOCK_START = dt.datetime(2026, 1, 5, 9, 0)
 _SHOWN_RESPONSE_CHARS = 2_000  # an oversize malformed response is kept in context only this long
@@ -381,30 +381,10 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def _trace_effect(self, call: ToolCall, result: ToolResult, before: dict[str, Any],
                       source: EventSource) -> None:
         """The memory or context change a successful call made, as its own event."""
-        data = result.data
-        if call.name == "Add_memory":
-            entry = self.ltm.get(data["id"])
-            self._emit("memory_added", {"id": entry.id, "content": entry.content,
-                                        "metadata": entry.metadata}, source=source)
-        elif call.name == "Update_memory":
-            entry = self.ltm.get(data["id"])
-            self._emit("memory_updated", {"id": entry.id, "old": data["old"], "new": entry.content,
-                                          "metadata": entry.metadata}, source=source)
-        elif call.name == "Delete_memory":
-            self._emit("memory_deleted", {"id": data["id"], "old": data["old"]}, source=source)
-        elif call.name == "Retrieve_memory":
-            self._emit("retrieval", {"query": cap(str(call.arguments.get("query", ""))),
-                                     "ids": data["ids"], "scores": data.get("scores", []),
-                                     "contents": data.get("contents", [])}, source=source)
-        elif data.get("removed"):
-            removed = [{"id": i, "role": before[i].role, "content": cap(before[i].content)}
-                       for i in data["removed"] if i in before]
-            if call.name == "Filter_context":
-                self._emit("context_filtered", {"removed": removed}, source=source)
-            else:
-                summary = next((m.content for m in self._context if m.id == data.get("summary_id")), "")
-                self._emit("context_summarized", {"replaced": removed, "summary": cap(summary)},
-                           source=source)
+        after = {m.id: m for m in self._context}
+        kind, payload = effect_event(call.name, call.arguments, result.data, self.ltm.get, before, after)
+        if kind is not None:
+            self._emit(kind, payload, source=source)
 
     def _on_answer(self, action: str | None, answer: str) -> None:
         """``action`` is the reply to append, None when it is already in the context."""

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -87,6 +87,34 @@ class Trace:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.events]
+
+
+def effect_event(tool: str, arguments: Mapping[str, Any], data: Mapping[str, Any],
+                 memory: Callable[[str], Any], before: Mapping[str, Any],
+                 after: Mapping[str, Any]) -> tuple[EventKind | None, dict[str, Any]]:
+    """The event for the change a successful tool call made: the entry as stored (``memory``
+    looks an id up), or the context messages it removed (``before`` / ``after``: the context
+    by message id around the call). ``(None, {})`` when it changed nothing."""
+    if tool == "Add_memory":
+        entry = memory(data["id"])
+        return "memory_added", {"id": entry.id, "content": entry.content, "metadata": entry.metadata}
+    if tool == "Update_memory":
+        entry = memory(data["id"])
+        return "memory_updated", {"id": entry.id, "old": data["old"], "new": entry.content,
+                                  "metadata": entry.metadata}
+    if tool == "Delete_memory":
+        return "memory_deleted", {"id": data["id"], "old": data["old"]}
+    if tool == "Retrieve_memory":
+        return "retrieval", {"query": cap(str(arguments.get("query", ""))), "ids": data["ids"],
+                             "scores": data.get("scores", []), "contents": data.get("contents", [])}
+    removed = [{"id": i, "role": before[i].role, "content": cap(before[i].content)}
+               for i in data.get("removed", ()) if i in before]
+    if not removed:
+        return None, {}
+    if tool == "Filter_context":
+        return "context_filtered", {"removed": removed}
+    summary = after[data["summary_id"]].content if data.get("summary_id") in after else ""
+    return "context_summarized", {"replaced": removed, "summary": cap(summary)}
 
 
 def replay_memory(events: Iterable[TraceEvent | Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
