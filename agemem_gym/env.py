@@ -106,7 +106,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[Observation, dict[str, Any]]:
         """Start an episode. ``options``: ``task_index`` (into the evaluation set) or ``task``
-        (a :class:`TaskInstance`); otherwise a task is drawn with the env's seeded generator."""
+        (a :class:`TaskInstance`); otherwise a training task (``TaskSource.sample``) is drawn
+        with the env's seeded generator."""
         super().reset(seed=seed)
         options = options or {}
         if options.get("task") is not None:

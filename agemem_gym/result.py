@@ -13,7 +13,7 @@ Example:
     >>> _, info = rollout(env, OraclePolicy(), seed=0, task_index=0)
     >>> result = info["result"]
     >>> result.env_id, result.metrics["score"], result.tool_calls_by_source["agent"]["Add_memory"]
-    ('AgeMem/Assistant-v0', 1.0, 2)
+    ('AgeMem/Assistant-v0', 1.0, 3)
     >>> record = result.with_run(episode_id="assistant-00000", index=0, agent="oracle").to_record()
     >>> record["trace_events"] == len(result.trace) > 0, "trace" in record
     (True, False)

@@ -20,24 +20,53 @@ if TYPE_CHECKING:
 def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
     """The last step's extra ``info``: metrics, reward components, tool counts, final memory,
     judges, cost, and the typed :class:`~agemem_gym.result.EpisodeResult` under ``result``."""
-    task, judge = ep.task, for_episode(env.judge, ep.cost["judge"])
+    judge = for_episode(env.judge, ep.cost["judge"])
+    metrics, outcome = _judged(env, ep, judge)
+    if env.config.reward_mode == "official":
+        components = _official_reward(env, ep, judge, outcome)
+    else:
+        components = trajectory_reward(outcome, env.config.reward_weights, env.config.reward_mode)
+    if env.config.format_penalty:
+        components["penalty/format"] = -env.config.format_penalty * ep.counts["format_errors"]
+        components["total"] += components["penalty/format"]
+    judges = {"task": judge.name if "judge_score" in metrics else f"{env.source.name}-metric",
+              "memory": judge.name, "relevance": judge.relevance_name,
+              "summarizer": env.summarizer.name}
+    result = _result(env, ep, metrics, components, judges)
+    return {
+        "answer": ep.answer,
+        "counts": dict(ep.counts),
+        "metrics": metrics,
+        "reward_components": components,
+        "tool_calls": dict(ep.tool_calls),
+        "ltm": result.ltm,
+        "judges": judges,
+        "cost": result.cost,
+        "context_tokens_max": ep.max_tokens,
+        "token_counter": env.context.counter.name,
+        "result": result,
+    }
+
+
+def _judged(env: AgeMemEnv, ep: EpisodeState, judge: Any) -> tuple[dict[str, float], EpisodeOutcome]:
+    """Task metrics, memory quality and what the reward needs, as the judge scores them."""
+    task = ep.task
     metrics = _task_metrics(env, ep)
     stage1 = [e.content for e in ep.stage1_entries or []]
     stage1_added = [e.content for e in ep.stage1_entries or [] if e.metadata.get("stage") == 1]
+    answer = ep.answer if ep.answer is not None and not env.source.interactive else None
     if hasattr(judge, "prefetch"):  # one batched model call for the whole episode
         judge.prefetch(question=task.query, references=task.answers, memory=stage1,
                        stored=stage1_added, supporting_facts=task.supporting_facts,
-                       retrieved=list(ep.retrieved.values()),
-                       answer=ep.answer if ep.answer is not None and not env.source.interactive else None)
+                       retrieved=list(ep.retrieved.values()), answer=answer)
     mq = judge.memory_quality(stage1, task.supporting_facts)
     metrics.update({"mq": mq["mq"], "mq_coverage": mq["coverage"], "mq_precision": mq["precision"]})
-    asked = 3 in env.config.stages
-    if ep.answer is not None and not env.source.interactive:
-        judged = judge.answer_score(task.query, ep.answer, task.answers)
+    if answer is not None:
+        judged = judge.answer_score(task.query, answer, task.answers)
         if judged is not None:
             metrics["judge_score"] = judged
     outcome = EpisodeOutcome(
-        answered=ep.answer is not None or not asked,
+        answered=ep.answer is not None or 3 not in env.config.stages,
         task_score=metrics.get("judge_score", metrics["score"]),
         tokens_at_answer=ep.tokens_at_answer or env.context.total_tokens(),
         token_budget=env.token_budget,
@@ -54,45 +83,29 @@ def finish_episode(env: AgeMemEnv, ep: EpisodeState) -> dict[str, Any]:
         official_mq = judge.memory_quality(final, task.supporting_facts)
         metrics.update({"mq_paper": metrics["mq"], "mq": official_mq["mq"],
                         "mq_coverage": official_mq["coverage"], "mq_precision": official_mq["precision"]})
-    if env.config.reward_mode == "official":
-        components = _official_reward(env, ep, judge, outcome)
-    else:
-        components = trajectory_reward(outcome, env.config.reward_weights, env.config.reward_mode)
-    if env.config.format_penalty:
-        components["penalty/format"] = -env.config.format_penalty * ep.counts["format_errors"]
-        components["total"] += components["penalty/format"]
-    judges = {"task": judge.name if "judge_score" in metrics else f"{env.source.name}-metric",
-              "memory": judge.name, "relevance": judge.relevance_name,
-              "summarizer": env.summarizer.name}
-    cost = {role: {**usage.as_dict(), **_reasons(ep, role)} for role, usage in ep.cost.items()
-            if usage.llm_calls or usage.failures}
-    ltm = [{"id": e.id, "content": e.content, "metadata": e.metadata} for e in env.ltm.entries()]
-    result = EpisodeResult(
+    return metrics, outcome
+
+
+def _result(env: AgeMemEnv, ep: EpisodeState, metrics: dict[str, float], components: dict[str, float],
+            judges: dict[str, str]) -> EpisodeResult:
+    task = ep.task
+    return EpisodeResult(
         env_id=env.spec.id if env.spec is not None else env_id(env.source.name),
         benchmark=env.source.name, task_id=task.task_id, seed=ep.seed,
-        stages=tuple(env.config.stages), protocol=str(getattr(env.config, "protocol", "paper")),
+        stages=tuple(env.config.stages), protocol=env.config.protocol,
         judges=judges, encoder=env.encoder.name,
         category=getattr(task, "category", None) or task.metadata.get("category"),
         question=task.query, gold_answers=tuple(task.answers), answer=ep.answer,
         metrics=metrics, reward=dict(components), tool_calls=dict(ep.tool_calls),
         tool_calls_by_source={s: dict(c) for s, c in ep.tool_calls_by_source.items()},
         tool_calls_by_stage={str(s): dict(c) for s, c in sorted(ep.tool_calls_by_stage.items())},
-        counts=dict(ep.counts), cost=cost, rounds=ep.rounds, engine_steps=ep.engine_steps,
-        terminated=not ep.counts["truncated"], ltm=ltm, trace=tuple(ep.trace.events),
+        counts=dict(ep.counts),
+        cost={role: {**usage.as_dict(), **_reasons(ep, role)} for role, usage in ep.cost.items()
+              if usage.llm_calls or usage.failures},
+        rounds=ep.rounds, engine_steps=ep.engine_steps, terminated=not ep.counts["truncated"],
+        ltm=[{"id": e.id, "content": e.content, "metadata": e.metadata} for e in env.ltm.entries()],
+        trace=tuple(ep.trace.events),
     )
-    return {
-        "answer": ep.answer,
-        "counts": dict(ep.counts),
-        "metrics": metrics,
-        "reward_components": components,
-        "tool_calls": dict(ep.tool_calls),
-        "ltm": ltm,
-        "judges": judges,
-        "cost": cost,
-        "context_tokens_max": ep.max_tokens,
-        "token_counter": env.context.counter.name,
-        "result": result,
-    }
 
 
 def _official_reward(env: AgeMemEnv, ep: EpisodeState, judge: Any, outcome: EpisodeOutcome) -> dict[str, float]:
