@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agemem_gym.errors import ConfigError
+
 PROTOCOLS = ("paper", "official")
 
 #: agent-side settings of the released code, for every benchmark
@@ -41,7 +43,13 @@ OFFICIAL_REWARD_FOR = ("hotpotqa", "assistant")
 #: benchmark options of the released code (HotpotQA) and of AgentBoard (interactive ones)
 OFFICIAL_TASKS: dict[str, dict[str, Any]] = {
     "hotpotqa": {"stage1": "paragraphs", "distractors": "unrelated", "num_distractors": 3},
+    "babyai": {"rules": "agentboard"},
+    "pddl": {"rules": "agentboard"},
+    "sciworld": {"rules": "agentboard"},
+    "alfworld": {"rules": "agentboard"},
 }
+#: the interactive benchmarks' ``rules`` option: ours (the default) or AgentBoard's
+RULES = ("ours", "agentboard")
 #: tool names the released code uses for ours
 OFFICIAL_TOOL_NAMES = {"Filter_context": "Clear_context"}
 #: stages an evaluation runs by default
@@ -54,6 +62,18 @@ def apply_protocol(benchmark: str, options: dict[str, Any]) -> dict[str, Any]:
         return dict(options)
     reward = {"reward_mode": "official"} if benchmark in OFFICIAL_REWARD_FOR else {}
     return {**OFFICIAL_ENV, **reward, **OFFICIAL_TASKS.get(benchmark, {}), **options}
+
+
+def check_rules(rules: str, benchmark: str) -> str:
+    """``rules`` when it names a rule set of the interactive benchmarks, else a clear error.
+
+    >>> check_rules("agentboard", "babyai")
+    'agentboard'
+    """
+    if rules not in RULES:
+        raise ConfigError(f"{benchmark}: rules must be one of {', '.join(map(repr, RULES))}, got {rules!r}; "
+                          "'agentboard' follows AgentBoard's actions, limits and success test")
+    return rules
 
 
 def tool_aliases(protocol: str) -> dict[str, str]:

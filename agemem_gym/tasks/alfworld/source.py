@@ -50,8 +50,9 @@ Reward/metrics:
     success.
 
 Termination:
-    The game is won, or ``max_steps`` (default 50) stage-3 actions were taken. The stored
-    walkthroughs need at most 9 steps.
+    The game is won, or ``max_steps`` (default 50; AgentBoard's 30 with ``rules="agentboard"``,
+    the official protocol's setting) stage-3 actions were taken. The stored walkthroughs need
+    at most 9 steps; the larger default leaves room for checks and search.
 
 Data:
     The ``alfworld-download`` layout: ``<root>/json_2.1.1/<split>/<task>/<trial>/game.tw-pddl``
@@ -76,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.protocols import check_rules
 from agemem_gym.tasks._common import given_path, memory_after
 from agemem_gym.tasks.alfworld.engine import ALFWorldEngine
 from agemem_gym.tasks.alfworld.game import GameSpec, load_game
@@ -150,7 +152,10 @@ class ALFWorldTasks(TaskSource):
         data: the ALFWorld data root (or the split directory); default ``$ALFWORLD_DATA``.
         split: ``valid_unseen`` (134 games, the usual evaluation set), ``valid_seen``, ...
         num_distractors: stage-2 messages per task.
-        max_steps: stage-3 actions allowed.
+        max_steps: stage-3 actions allowed (50; 30 under AgentBoard's rules).
+        rules: ``"ours"`` or ``"agentboard"`` (the official protocol): AgentBoard's 30-step
+            limit. Success (the game won) is the same under both; AgentBoard's progress needs
+            its ALFWorld subgoal labels, which are not published, so progress stays ours.
 
     >>> source = ALFWorldTasks(data=DATA)
     >>> len(source), source.task_metric
@@ -177,8 +182,12 @@ class ALFWorldTasks(TaskSource):
         data: str | os.PathLike[str] | None = None,
         split: str = "valid_unseen",
         num_distractors: int = 4,
-        max_steps: int = 50,
+        max_steps: int | None = None,
+        rules: str = "ours",
     ):
+        self.rules = check_rules(rules, "alfworld")
+        if max_steps is None:
+            max_steps = 30 if rules == "agentboard" else 50
         if num_distractors < 0:
             raise ConfigError(f"num_distractors must be >= 0, got {num_distractors}")
         if max_steps < 1:

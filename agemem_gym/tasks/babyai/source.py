@@ -37,6 +37,9 @@ Action:
     change something now, without acting. Case, quotes, a final full stop and a few synonyms
     ("forward", "pickup") are accepted. Any other text is answered with an "invalid action"
     observation that lists the valid actions (``valid=False``); nothing is executed.
+    With ``rules="agentboard"`` (the official protocol) the agent has AgentBoard's macro
+    actions instead ("go to red ball 1", "pickup grey key 1", "toggle and go through blue
+    closed door 1", ...; :mod:`agemem_gym.tasks.babyai.agentboard`).
 
 Reward/metrics:
     ``success``: minigrid's own verifier reports the mission done (reward > 0). ``progress``:
@@ -45,14 +48,20 @@ Reward/metrics:
     the first unmatched pattern that matches the new observation is credited, the rate is the
     fraction credited, kept at its maximum, and a solved task counts 1. The first observation
     is not scored. The benchmark's score
-    is ``progress`` (``task_metric``).
+    is ``progress`` (``task_metric``). Why ours differs from AgentBoard's: minigrid's verifier
+    is the task's definition, so its verdict is success and a solved task has progress 1.
+    With ``rules="agentboard"``: AgentBoard's "done" (the pattern score above 0.5 after the
+    level terminates, or reaching 1) is success, and progress stays the pattern score. On the
+    112 tasks this changes tasks 17, 24, 53, 54 and 105 (minigrid success, pattern score 0.5
+    or less: not done yet) and 60 and 63 (minigrid failure counted as done).
 
 Termination:
     Success; failure reported by the level (in the three ``OpenDoorsOrderN4Debug`` tasks with
     two doors, ids 60, 62 and 63, minigrid 3.2's strict verifier fails the episode as soon as
     the first door opens, so no agent can solve them); the level's own step limit; or
     ``max_steps`` actions (default 256). AgentBoard allows 30 macro actions such as "go to
-    red ball 1"; with primitive actions minigrid's bot needs 30 on average and up to 220.
+    red ball 1"; with primitive actions minigrid's bot needs 30 on average and up to 220,
+    hence our larger limit. Under ``rules="agentboard"``: AgentBoard's done, or 30 actions.
 
 Data:
     AgentBoard's ``agentboard_babyai/test.jsonl`` (goal, subgoals, recorded first observation,
@@ -85,12 +94,22 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.protocols import check_rules
 from agemem_gym.tasks._common import find_data
+from agemem_gym.tasks.babyai.agentboard import AGENTBOARD_MAX_STEPS, AgentBoardBabyAIEngine
 from agemem_gym.tasks.babyai.engine import DEFAULT_MAX_STEPS, BabyAIEngine, make_level, reset_level
 from agemem_gym.tasks.babyai.stages import build_stages, scan_level
 from agemem_gym.tasks.babyai.text import mission_to_goal
 from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
 
+#: what the system prompt says about stage 3 under AgentBoard's rules
+AGENTBOARD_INSTRUCTIONS = (
+    "In the final stage you steer an agent through a grid world: each <answer> holds one "
+    "action: `turn left`, `turn right`, `move forward`, `go to <object> <n>` (e.g. `go to red "
+    "ball 1`), `pickup <object> <n>`, `drop`, `toggle`, `go through <door> <n>`, `toggle and "
+    "go through <door> <n>` or `go to goal`, naming objects as the observation does. Say "
+    "`check available actions` to list the actions you can take now."
+)
 SEED_BASE = 1234
 EPISODES_PER_LEVEL = 4
 #: Training tasks reset the same levels with seeds from here on (AgentBoard's: 1234..1237).
@@ -130,8 +149,12 @@ class BabyAITasks(TaskSource):
 
     Args:
         data: the task file ``test.jsonl`` or a folder holding it (see the module's Data).
-        max_steps: stage-3 actions allowed per episode.
+        max_steps: stage-3 actions allowed per episode (default 256; 30 under AgentBoard's
+            rules).
         num_distractors: at most this many stage-2 messages per task.
+        rules: ``"ours"`` (primitive actions, minigrid's verdict) or ``"agentboard"``
+            (AgentBoard's macro actions and success test, see
+            :mod:`agemem_gym.tasks.babyai.agentboard`); the official protocol sets it.
 
     >>> source = BabyAITasks(data=DATA)
     >>> len(source), source.task_metric
@@ -153,9 +176,15 @@ class BabyAITasks(TaskSource):
     def __init__(
         self,
         data: str | os.PathLike[str] | None = None,
-        max_steps: int = DEFAULT_MAX_STEPS,
+        max_steps: int | None = None,
         num_distractors: int = 4,
+        rules: str = "ours",
     ):
+        self.rules = check_rules(rules, "babyai")
+        if max_steps is None:
+            max_steps = AGENTBOARD_MAX_STEPS if rules == "agentboard" else DEFAULT_MAX_STEPS
+        if rules == "agentboard":
+            self.instructions = AGENTBOARD_INSTRUCTIONS
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
         if not isinstance(num_distractors, int) or num_distractors < 1:
@@ -283,7 +312,9 @@ class BabyAITasks(TaskSource):
         return truth
 
     def make_engine(self) -> BabyAIEngine:
-        """A fresh engine; each env instance owns one."""
+        """A fresh engine under the source's rules; each env instance owns one."""
+        if self.rules == "agentboard":
+            return AgentBoardBabyAIEngine(max_steps=self.max_steps)
         return BabyAIEngine(max_steps=self.max_steps)
 
     def close(self) -> None:

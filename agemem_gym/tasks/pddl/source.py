@@ -45,8 +45,12 @@ Action:
 
 Reward/metrics:
     ``progress`` is the fraction of goal conditions that hold, kept at its maximum over the
-    episode (AgentBoard's progress rate); ``success`` is all goal conditions holding. The
-    benchmark's primary metric (``task_metric``) is ``progress``.
+    episode, counted from the start (conditions true at the start count, since they are part
+    of the goal state reached); ``success`` is all goal conditions holding. The benchmark's
+    primary metric (``task_metric``) is ``progress``. With ``rules="agentboard"`` (the
+    official protocol) progress starts at 0 and is first computed after an action that
+    changes the world, actions that name an object twice or change nothing are refused, and
+    30 answers are allowed, as in AgentBoard (:mod:`agemem_gym.tasks.pddl.agentboard`).
 
 Termination:
     The episode ends when every goal condition holds, or when no action is valid any more
@@ -85,9 +89,11 @@ from typing import Any
 
 import numpy as np
 
-from agemem_gym.errors import DataNotFoundError
+from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.protocols import check_rules
 from agemem_gym.tasks._common import find_data
 from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
+from agemem_gym.tasks.pddl.agentboard import AGENTBOARD_MAX_STEPS, AgentBoardPDDLEngine
 from agemem_gym.tasks.pddl.engine import PDDLEngine
 from agemem_gym.tasks.pddl.logic import Atom
 from agemem_gym.tasks.pddl.planner import default_cache_dir, find_plan
@@ -133,9 +139,13 @@ class PDDLTasks(TaskSource):
         data: the data folder; default ``$AGEMEM_PDDL_DATA``.
         cache_dir: where expert plans are cached; default ``$AGEMEM_CACHE_DIR/pddl_plans`` or
             ``~/.cache/agemem_gym/pddl_plans``.
-        max_steps: stage-3 actions allowed per episode.
+        max_steps: stage-3 actions allowed per episode (default 60; 30 under AgentBoard's
+            rules).
         train_data: training problems, a folder with ``<domain>/*.pddl`` (see
             :mod:`agemem_gym.tasks.pddl.training`); None: pddlgym's own sets of these domains.
+        rules: ``"ours"`` or ``"agentboard"`` (progress from 0, no repeated-object actions,
+            no-change actions refused: :mod:`agemem_gym.tasks.pddl.agentboard`); the official
+            protocol sets it.
 
     >>> tasks = PDDLTasks(data=DATA)  # or set $AGEMEM_PDDL_DATA and leave data out
     >>> len(tasks), tasks.task_metric
@@ -155,9 +165,15 @@ class PDDLTasks(TaskSource):
         self,
         data: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        max_steps: int = 60,
+        max_steps: int | None = None,
         train_data: str | Path | None = None,
+        rules: str = "ours",
     ):
+        self.rules = check_rules(rules, "pddl")
+        if max_steps is None:
+            max_steps = AGENTBOARD_MAX_STEPS if rules == "agentboard" else 60
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
         self.data_dir = resolve_data_dir(data)
         self.pddl_dir = self.data_dir / "pddl"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -300,7 +316,10 @@ class PDDLTasks(TaskSource):
         )
 
     def make_engine(self) -> PDDLEngine:
-        """A fresh stage-3 engine (owns its pddlgym environments and temp folder)."""
+        """A fresh stage-3 engine under the source's rules (owns its pddlgym environments and
+        temp folder)."""
+        if self.rules == "agentboard":
+            return AgentBoardPDDLEngine(self.pddl_dir, self.cache_dir, self.max_steps)
         return PDDLEngine(self.pddl_dir, self.cache_dir, self.max_steps)
 
     @property

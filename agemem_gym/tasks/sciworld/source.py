@@ -37,7 +37,9 @@ Action:
     full action list. Unknown commands are reported as invalid, never raised.
 
 Reward/metrics:
-    ``success`` is the simulator's own completion (score 100). ``progress`` is AgentBoard's
+    ``success`` is the simulator's own completion (score 100); with ``rules="agentboard"``
+    (the official protocol) it is AgentBoard's "done" instead: every subgoal matched, whatever
+    the simulator says (the two differ on 4 of 8 sampled tasks). ``progress`` is AgentBoard's
     progress rate: each subgoal is a regular expression searched (``re.search``) in the
     observation of every step, and progress is the fraction matched so far; ``score`` is
     ``success``. Some subgoals never match the gold path's step observations, so progress
@@ -79,8 +81,8 @@ Simplification:
     string (:data:`AGENTBOARD_SIMPLIFICATION`, no teleport) can be chosen, but under it a few
     gold paths fail (task 46 answers an ambiguous prompt wrongly) and some tasks' outcomes
     depend on which tasks ran before in the same JVM (state leaks across loads). AgentBoard's
-    setting as a whole: ``SciWorldTasks(data=..., simplification=AGENTBOARD_SIMPLIFICATION,
-    max_steps=AGENTBOARD_MAX_STEPS, stop_on_subgoals=True)``.
+    setting as a whole: ``SciWorldTasks(data=..., rules="agentboard")`` (what the official
+    protocol sets): its simplification, 30 steps, and success when every subgoal has matched.
 
 Processes:
     Each engine owns one JVM, started at its first reset and kept across resets; the task
@@ -107,8 +109,10 @@ from typing import Any
 import numpy as np
 
 from agemem_gym.errors import ConfigError, DataNotFoundError
+from agemem_gym.protocols import check_rules
 from agemem_gym.tasks._common import find_data
 from agemem_gym.tasks.base import NoTrainingDataError, TaskInstance, TaskSource
+from agemem_gym.tasks.sciworld.agentboard import AgentBoardSciWorldEngine
 from agemem_gym.tasks.sciworld.engine import (
     AGENTBOARD_MAX_STEPS,
     AGENTBOARD_SIMPLIFICATION,
@@ -179,13 +183,18 @@ class SciWorldTasks(TaskSource):
 
     Args:
         data: AgentBoard's ``test.jsonl`` or its directory (default ``$AGEMEM_SCIWORLD_DATA``).
-        simplification: ScienceWorld simplification string ("easy"; see the module docs).
-        max_steps: stage-3 actions allowed (100; AgentBoard used 30).
+        simplification: ScienceWorld simplification string ("easy"; AgentBoard's under its
+            rules; see the module docs).
+        max_steps: stage-3 actions allowed (100; 30 under AgentBoard's rules).
         stop_on_subgoals: end the episode when every subgoal has matched, as AgentBoard did.
         task_ids: restrict the evaluation set to these AgentBoard ids (in this order).
         num_distractors: stage-2 turns.
         valid_actions_limit: most actions listed by ``check valid actions`` (None: all).
         java_options: JVM options for the simulators.
+        rules: ``"ours"`` (the simulator's completion is success) or ``"agentboard"``
+            (every subgoal matched is success and ends the episode; AgentBoard's
+            simplification and 30 steps: :mod:`agemem_gym.tasks.sciworld.agentboard`); the
+            official protocol sets it.
     """
 
     name = "sciworld"
@@ -203,14 +212,21 @@ class SciWorldTasks(TaskSource):
         self,
         *,
         data: str | os.PathLike[str] | None = None,
-        simplification: str = "easy",
-        max_steps: int = 100,
+        simplification: str | None = None,
+        max_steps: int | None = None,
         stop_on_subgoals: bool = False,
         task_ids: Sequence[int] | None = None,
         num_distractors: int = 4,
         valid_actions_limit: int | None = 150,
         java_options: Sequence[str] = DEFAULT_JAVA_OPTIONS,
+        rules: str = "ours",
     ) -> None:
+        self.rules = check_rules(rules, "sciworld")
+        agentboard = rules == "agentboard"
+        if simplification is None:
+            simplification = AGENTBOARD_SIMPLIFICATION if agentboard else "easy"
+        if max_steps is None:
+            max_steps = AGENTBOARD_MAX_STEPS if agentboard else 100
         if max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
         if num_distractors < 0:
@@ -340,8 +356,9 @@ class SciWorldTasks(TaskSource):
         )
 
     def make_engine(self) -> SciWorldEngine:
-        """A new engine (its own JVM, started at the first reset)."""
-        return SciWorldEngine(
+        """A new engine under the source's rules (its own JVM, started at the first reset)."""
+        engine = AgentBoardSciWorldEngine if self.rules == "agentboard" else SciWorldEngine
+        return engine(
             simplification=self.simplification,
             max_steps=self.max_steps,
             stop_on_subgoals=self.stop_on_subgoals,
