@@ -3,7 +3,9 @@
 The game runs through ``textworld.start`` with alfworld's ``AlfredDemangler`` wrapper (short
 names such as "bowl 1"), one game at a time, in this process (no worker processes). The expert
 replays the game's stored walkthrough while the agent has followed it exactly, and otherwise
-asks alfworld's handcoded expert, which watches every step from the start.
+asks alfworld's handcoded expert, which watches every step from the start. TextWorld's PDDL
+translation and grammar parsing, redone on every reset, come from a per-game disk cache
+(:mod:`agemem_gym.tasks.alfworld.cache`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import os
 import random
 import re
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from agemem_gym.errors import MissingExtraError
 from agemem_gym.tasks._common import CHECK_ACTION, is_check_action
+from agemem_gym.tasks.alfworld.cache import GameCache
 from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 
@@ -78,12 +81,24 @@ class ALFWorldEngine(Engine):
             :meth:`expert_action` after the agent leaves the walkthrough.
         seed: seeds the handcoded expert's own random choices (it falls back to a random
             admissible command when stuck).
+        cache_dir: where the per-game translation cache lives (default
+            ``$AGEMEM_CACHE_DIR/alfworld_games``, else ``~/.cache/agemem_gym/alfworld_games``).
+        use_cache: False translates every game on every reset, as TextWorld alone does.
     """
 
-    def __init__(self, max_steps: int = 50, use_handcoded_expert: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        max_steps: int = 50,
+        use_handcoded_expert: bool = True,
+        seed: int = 0,
+        cache_dir: str | os.PathLike[str] | None = None,
+        use_cache: bool = True,
+    ):
         self.max_steps = max_steps
         self.use_handcoded_expert = use_handcoded_expert
         self.seed = seed
+        #: the translation cache (None when disabled); its ``stats`` count hits and misses
+        self.cache = GameCache(cache_dir) if use_cache else None
         self._env: Any = None
         self._game_file: str | None = None
         self._state: Any = None
@@ -103,7 +118,8 @@ class ALFWorldEngine(Engine):
         game_file = str(meta["game_file"])
         data_root = str(Path(game_file).parent)
         textworld, demangler, expert_cls = _load_packages(data_root)
-        with _guard_process_state(data_root):
+        serving = self.cache.serving(game_file) if self.cache is not None else nullcontext()
+        with _guard_process_state(data_root), serving:
             if game_file != self._game_file:
                 self._close_env()
                 infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=True)
