@@ -414,7 +414,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep.steps_in_turn = 0
         ep.answer = action
         ep.success = ep.success or outcome.success
-        ep.progress = max(ep.progress, outcome.progress, 1.0 if outcome.success else 0.0)
+        solved = outcome.success and engine.success_sets_full_progress
+        ep.progress = max(ep.progress, outcome.progress, 1.0 if solved else 0.0)
         if not outcome.valid:
             ep.counts["invalid_actions"] += 1
         self._emit("engine_action", {"action": cap(action), "valid": outcome.valid})

@@ -91,6 +91,8 @@ class Engine(ABC):
     """
 
     max_steps: int = 30
+    #: Whether a success counts as progress 1 (AgentBoard's BabyAI keeps the pattern score).
+    success_sets_full_progress: bool = True
 
     @abstractmethod
     def reset(self, task: TaskInstance) -> str:

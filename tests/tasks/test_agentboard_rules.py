@@ -219,3 +219,22 @@ def test_recorded_babyai_tasks_are_the_levels_named():
     rows = [json.loads(line) for line in (SAMPLE_DATA["babyai"] / "test.jsonl").read_text().splitlines()]
     assert [rows[i]["additional_info"]["subtask"] for i in (17, 24, 60)] == [
         "BabyAI-GoToLocalS8N7-v0", "BabyAI-GoToImpUnlock-v0", "BabyAI-OpenDoorsOrderN4Debug-v0"]
+
+
+@pytest.mark.parametrize(("protocol", "pinned"), [
+    ("paper", (0.0, 0.75)),  # minigrid's failure
+    ("official", (1.0, 0.75)),  # AgentBoard's done; the env keeps the pattern score as progress
+])
+def test_env_reports_each_protocols_numbers(protocol, pinned):
+    from agemem_gym.env import AgeMemEnv
+
+    env = AgeMemEnv("babyai", data=SAMPLE_DATA["babyai"], protocol=protocol, stages=(3,))
+    try:
+        env.reset(seed=0, options={"task_index": 60})
+        for action in BABYAI_RUNS[60]:
+            *_, terminated, truncated, info = env.step(f"<answer>{action}</answer>")
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    assert (info["metrics"]["success"], info["metrics"]["progress"]) == pinned
