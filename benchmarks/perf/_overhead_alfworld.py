@@ -60,5 +60,5 @@ def measure(n_steps: int = 120) -> dict[str, Any]:
         "ratio": ours_median / raw_median,
         "steps": len(ours),
         "notes": f"{len(GAMES)} games, walkthrough replays; wall {time.perf_counter() - start:.0f} s "
-        "(each reset re-translates the PDDL problem)",
+        "(resets: see alfworld_reset.py)",
     }
