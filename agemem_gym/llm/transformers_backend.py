@@ -11,6 +11,12 @@ or stop string (kept in the text; ``completion_ids`` end with the token that com
 Log-probs, when asked, are those of the raw model distribution (before temperature and top-p),
 one per completion token; they keep every step's logits until the batch ends, so lower
 ``batch_size`` for long completions with large vocabularies.
+
+Prompts that share a start with an earlier prompt (the next turn of an episode, the system
+prompt of every episode) reuse that start's key/value states (:mod:`agemem_gym.llm._kv_cache`):
+each prompt runs the model only over its new tokens, one prompt at a time (no padding), and
+the batch then decodes together. The cache is bounded (``prefix_cache_mb``) and emptied
+whenever the model's weights change.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agemem_gym.errors import ConfigError, MissingExtraError
+from agemem_gym.llm._kv_cache import (
+    Layers,
+    PrefixCache,
+    cache_kwarg,
+    layers_of,
+    pack_left,
+    prefill_options,
+    supports_prefix_cache,
+    to_dynamic_cache,
+    weights_fingerprint,
+)
 from agemem_gym.llm._threads import set_torch_threads
 from agemem_gym.llm.base import (
     Generation,
@@ -64,6 +81,8 @@ class TransformersBackend(LLMBackend):
         attn_implementation: e.g. ``"sdpa"`` or ``"flash_attention_2"``.
         threads: torch CPU threads (default: ``$AGEMEM_THREADS``, else the free cores; see
             :func:`agemem_gym.llm._threads.set_torch_threads`).
+        prefix_cache_mb: most memory (MiB) of key/value states kept for reuse by later
+            prompts with the same start; 0 turns the reuse off.
 
     Raises:
         MissingExtraError: torch or transformers is not installed.
@@ -95,6 +114,7 @@ class TransformersBackend(LLMBackend):
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
         threads: int | None = None,
+        prefix_cache_mb: float = 1024,
     ) -> None:
         torch, transformers = _import_torch_transformers()
         set_torch_threads(threads)
@@ -123,14 +143,16 @@ class TransformersBackend(LLMBackend):
             raise ConfigError(f"cannot load model {model!r} with transformers: {e}") from e
         self.model.to(self.device).eval()
         self._attach_tokenizer(chat_template)
+        self._attach_prefix_cache(prefix_cache_mb)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, batch_size: int = 16,
-                   tool_role: ToolRole = "auto") -> TransformersBackend:
+                   tool_role: ToolRole = "auto", prefix_cache_mb: float = 1024) -> TransformersBackend:
         """A backend around a model already in memory (a trainer's policy): generation always
         sees the current weights, with no copy and no reload.
 
         The model stays on its device and in its dtype; the tokenizer must have a chat template.
+        Cached prompt states are dropped as soon as the weights change (an optimizer step).
         """
         torch, _ = _import_torch_transformers()
         backend = cls.__new__(cls)
@@ -140,7 +162,17 @@ class TransformersBackend(LLMBackend):
         parameter = next(model.parameters())
         backend.device, backend.dtype = parameter.device, parameter.dtype
         backend._attach_tokenizer(None)
+        backend._attach_prefix_cache(prefix_cache_mb)
         return backend
+
+    def _attach_prefix_cache(self, prefix_cache_mb: float) -> None:
+        if prefix_cache_mb < 0:
+            raise ConfigError(f"prefix_cache_mb must be >= 0 (0: no reuse), got {prefix_cache_mb}")
+        self.prefix_cache: PrefixCache | None = (
+            PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
+        )
+        self._cache_name = cache_kwarg(self.model)
+        self._prefill_options = prefill_options(self.model)
 
     def _attach_tokenizer(self, chat_template: str | None) -> None:
         self.tokenizer.padding_side = "left"
@@ -271,12 +303,14 @@ class TransformersBackend(LLMBackend):
             attention[row, width - len(x) :] = 1
         began = time.perf_counter()
         with torch.inference_mode():
+            past = self._cached_prefix(ids)
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
                 generation_config=config,
                 tokenizer=self.tokenizer if stop else None,
                 logits_processor=self._json_logits(json_schema),
+                **({self._cache_name: past} if past is not None else {}),
             )
         seconds = time.perf_counter() - began
         new = out.sequences[:, width:].cpu()
@@ -297,6 +331,47 @@ class TransformersBackend(LLMBackend):
                 )
             )
         return results
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every cached prompt state. Weight updates through optimizers, ``copy_`` or
+        ``load_state_dict`` are detected on their own; call this after writing weights any
+        other way (e.g. through ``param.data``)."""
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
+
+    def _cached_prefix(self, ids: list[list[int]]) -> Any:
+        """Key/value states of every prompt but its last token, left-padded into one batch
+        (``generate`` then runs only the last column), or None when reuse is off."""
+        if self.prefix_cache is None or not supports_prefix_cache(self.model):
+            return None
+        width = max(len(x) for x in ids) - 1
+        if width == 0:
+            return None
+        fingerprint = weights_fingerprint(self.model)
+        rows = [self._prefix_states(x[:-1], fingerprint) for x in ids]
+        return to_dynamic_cache(pack_left(rows, width))
+
+    def _prefix_states(self, ids: list[int], fingerprint: Any) -> Layers:
+        """States of ``ids``: the longest cached prefix, extended by running the model over
+        the rest (then stored for later prompts)."""
+        if not ids or self.prefix_cache is None:
+            return []
+        reused, layers = self.prefix_cache.lookup(ids, fingerprint)
+        if reused == len(ids):
+            return layers
+        torch = self._torch
+        cache = to_dynamic_cache(layers)
+        self.model(
+            input_ids=torch.tensor([ids[reused:]], dtype=torch.long, device=self.device),
+            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
+            position_ids=torch.arange(reused, len(ids), device=self.device).unsqueeze(0),
+            use_cache=True,
+            **{self._cache_name: cache},
+            **self._prefill_options,
+        )
+        layers = layers_of(cache)
+        self.prefix_cache.store(ids, layers, fingerprint)
+        return layers
 
     def _json_logits(self, json_schema: Mapping[str, Any] | None) -> Any:
         """A processor list that keeps completions inside ``json_schema`` (None: no constraint)."""
