@@ -133,10 +133,10 @@ def _data(name: str) -> dict[str, Any]:
 
 #: env id -> (make options, its extra's package, examples, tasks to cycle through)
 ENVS = {
-    "AgeMem/Assistant-v0": (lambda: {"num_facts": 4, "num_distractors": 2}, None, 150, 20),
+    "AgeMem/Assistant-v0": (lambda: {"num_facts": 4, "num_distractors": 2}, None, 120, 20),
     # the released code's tolerant parser repairs replies the strict one refuses
     "AgeMem/Assistant-v0#lenient": (lambda: {"num_facts": 4, "num_distractors": 2,
-                                             "parser": "lenient"}, None, 80, 20),
+                                             "parser": "lenient"}, None, 50, 20),
     "AgeMem/HotpotQA-v0": (lambda: _data("hotpotqa"), None, 40, 5),
     "AgeMem/BabyAI-v0": (lambda: {**_data("babyai"), "stages": (3,)}, "minigrid", 40, 5),
     "AgeMem/PDDL-v0": (lambda: {**_data("pddl"), "stages": (3,)}, "pddlgym", 40, 3),
