@@ -120,7 +120,7 @@ def create_text_memory(space: Any, n: int = 1, ctx: ModuleType | None = None) ->
     return (ctx or multiprocessing).Array("B", n * space.max_bytes)
 
 
-def read_text_memory(space: Any, shared_memory: Any, n: int = 1) -> _SharedChats:
+def read_text_memory(space: Any, shared_memory: Any, n: int = 1) -> Any:
     """The batch in shared memory, decoded on read (chat tuples for :class:`ChatSpace`)."""
     return _SharedChats(shared_memory, n, space.max_bytes, as_tuple=isinstance(space, ChatSpace))
 
