@@ -7,7 +7,9 @@
   question-answering benchmarks the released reward; for HotpotQA also the example's paragraphs
   told in one stage-1 message and 3 stage-2 messages of unrelated chat. Evaluation runs without
   stage 2 (the harness's default stages under this protocol are 1 and 3). The interactive
-  benchmarks, which the release does not cover, keep the paper's reward under this protocol.
+  benchmarks, which the release does not cover, keep the paper's reward under this protocol
+  and run under AgentBoard's rules (``rules="agentboard"``: its actions, step limits and
+  success test), as the paper's numbers on them are AgentBoard's.
 
 A preset only fills settings the caller did not give, so ``protocol="official",
 reward_mode="full"`` is the released episode scored with the paper's reward.
