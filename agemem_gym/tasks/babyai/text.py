@@ -121,6 +121,8 @@ def _visible_cells(
     stable sort by Manhattan distance keeps that order among equally distant cells.
     """
     image = obs["image"]
+    # one conversion to nested lists: reading a numpy array cell by cell costs more than the step
+    cells = image.tolist() if hasattr(image, "tolist") else image
     size = env.agent_view_size
     ax, ay = (int(v) for v in env.agent_pos)
     fx, fy = _DIR_VECTORS[int(obs["direction"])]
@@ -132,14 +134,14 @@ def _visible_cells(
     barriers: list[tuple[str, int]] = []
     for row in range(size):
         for col in range(size):
+            type_idx, color_idx, state = cells[col][row]
+            kind = _OBJECT_NAMES[type_idx]
+            if kind not in _LISTED_TYPES:
+                continue
             x = corner_x - fx * row + rx * col
             y = corner_y - fy * row + ry * col
             dist = abs(ax - x) + abs(ay - y)
             if x < 0 or y < 0 or dist == 0:
-                continue
-            type_idx, color_idx, state = (int(v) for v in image[col, row])
-            kind = _OBJECT_NAMES[type_idx]
-            if kind not in _LISTED_TYPES:
                 continue
             color = _COLOR_NAMES[color_idx]
             name = f"{color} {_DOOR_STATES[state]} door" if kind == "door" else f"{color} {kind}"
