@@ -44,8 +44,10 @@ def model_dir(tmp_path_factory):
 
 
 def backends(model_dir, **options):
+    """A backend reusing cached states, and one running every batch padded from scratch."""
     cached = TransformersBackend(model_dir, device="cpu", prefix_cache_mb=64, **options)
-    plain = TransformersBackend(model_dir, device="cpu", prefix_cache_mb=0, **options)
+    plain = TransformersBackend(model_dir, device="cpu", prefix_cache_mb=0, prefill="padded",
+                                **options)
     return cached, plain
 
 
@@ -113,7 +115,8 @@ def test_weight_update_is_never_served_stale_states(model_dir):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     cached = TransformersBackend.from_model(model, tokenizer, batch_size=4)
-    plain = TransformersBackend.from_model(model, tokenizer, batch_size=4, prefix_cache_mb=0)
+    plain = TransformersBackend.from_model(model, tokenizer, batch_size=4, prefix_cache_mb=0,
+                                           prefill="padded")
     options = {"max_new_tokens": 8, "logprobs": True}
     before = cached.generate([TURN1, OTHER], **options)
     assert_same(before, plain.generate([TURN1, OTHER], **options))
@@ -194,9 +197,20 @@ def test_prefix_cache_evicts_least_recently_used():
     assert len(cache) == 2
 
 
-def test_bad_cache_size_is_a_clear_error(model_dir):
+def test_per_prompt_prefill_without_reuse_matches_padded(model_dir):
+    unpadded = TransformersBackend(model_dir, device="cpu", prefix_cache_mb=0)
+    _, plain = backends(model_dir)
+    options = {"max_new_tokens": 10, "logprobs": True}
+    for batch in ([TURN3, SHORT, OTHER], [TURN1, TURN2]):
+        assert_same(unpadded.generate(batch, **options), plain.generate(batch, **options))
+    assert unpadded.prefix_cache is None
+
+
+def test_bad_settings_are_clear_errors(model_dir):
     with pytest.raises(ConfigError, match="prefix_cache_mb"):
         TransformersBackend(model_dir, device="cpu", prefix_cache_mb=-1)
+    with pytest.raises(ConfigError, match="prefill must be"):
+        TransformersBackend(model_dir, device="cpu", prefill="chunked")
 
 
 def test_sliding_window_models_do_not_reuse_states(model_dir):

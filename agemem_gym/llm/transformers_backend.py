@@ -12,11 +12,12 @@ Log-probs, when asked, are those of the raw model distribution (before temperatu
 one per completion token; they keep every step's logits until the batch ends, so lower
 ``batch_size`` for long completions with large vocabularies.
 
-Prompts that share a start with an earlier prompt (the next turn of an episode, the system
-prompt of every episode) reuse that start's key/value states (:mod:`agemem_gym.llm._kv_cache`):
-each prompt runs the model only over its new tokens, one prompt at a time (no padding), and
-the batch then decodes together. The cache is bounded (``prefix_cache_mb``) and emptied
-whenever the model's weights change.
+By default (``prefill="per_prompt"``) each prompt of a batch runs through the model alone,
+unpadded, and the batch then decodes together; prompts that share a start with an earlier
+prompt (the next turn of an episode, the system prompt of every episode) reuse that start's
+key/value states (:mod:`agemem_gym.llm._kv_cache`) and run only their new tokens. The cache is
+bounded (``prefix_cache_mb``) and emptied whenever the model's weights change.
+``prefill="padded"`` runs the left-padded batch from scratch in one forward instead.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from agemem_gym.llm.base import (
 logger = logging.getLogger(__name__)
 
 ToolRole = Literal["auto", "native", "user"]
+Prefill = Literal["per_prompt", "padded"]
 
 
 def _import_torch_transformers() -> tuple[Any, Any]:
@@ -83,6 +85,10 @@ class TransformersBackend(LLMBackend):
             :func:`agemem_gym.llm._threads.set_torch_threads`).
         prefix_cache_mb: most memory (MiB) of key/value states kept for reuse by later
             prompts with the same start; 0 turns the reuse off.
+        prefill: ``"per_prompt"`` (each prompt's uncached tokens alone, no padding) or
+            ``"padded"`` (the batch left-padded to its longest prompt, run from scratch in one
+            forward, no reuse). Models with sliding-window or recurrent layers always use
+            ``"padded"``.
 
     Raises:
         MissingExtraError: torch or transformers is not installed.
@@ -115,6 +121,7 @@ class TransformersBackend(LLMBackend):
         attn_implementation: str | None = None,
         threads: int | None = None,
         prefix_cache_mb: float = 1024,
+        prefill: Prefill = "per_prompt",
     ) -> None:
         torch, transformers = _import_torch_transformers()
         set_torch_threads(threads)
@@ -143,11 +150,12 @@ class TransformersBackend(LLMBackend):
             raise ConfigError(f"cannot load model {model!r} with transformers: {e}") from e
         self.model.to(self.device).eval()
         self._attach_tokenizer(chat_template)
-        self._attach_prefix_cache(prefix_cache_mb)
+        self._attach_prefix_cache(prefix_cache_mb, prefill)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, batch_size: int = 16,
-                   tool_role: ToolRole = "auto", prefix_cache_mb: float = 1024) -> TransformersBackend:
+                   tool_role: ToolRole = "auto", prefix_cache_mb: float = 1024,
+                   prefill: Prefill = "per_prompt") -> TransformersBackend:
         """A backend around a model already in memory (a trainer's policy): generation always
         sees the current weights, with no copy and no reload.
 
@@ -162,10 +170,13 @@ class TransformersBackend(LLMBackend):
         parameter = next(model.parameters())
         backend.device, backend.dtype = parameter.device, parameter.dtype
         backend._attach_tokenizer(None)
-        backend._attach_prefix_cache(prefix_cache_mb)
+        backend._attach_prefix_cache(prefix_cache_mb, prefill)
         return backend
 
-    def _attach_prefix_cache(self, prefix_cache_mb: float) -> None:
+    def _attach_prefix_cache(self, prefix_cache_mb: float, prefill: Prefill) -> None:
+        if prefill not in ("per_prompt", "padded"):
+            raise ConfigError(f"prefill must be 'per_prompt' or 'padded', got {prefill!r}")
+        self.prefill: Prefill = prefill
         if prefix_cache_mb < 0:
             raise ConfigError(f"prefix_cache_mb must be >= 0 (0: no reuse), got {prefix_cache_mb}")
         self.prefix_cache: PrefixCache | None = (
@@ -341,8 +352,8 @@ class TransformersBackend(LLMBackend):
 
     def _cached_prefix(self, ids: list[list[int]]) -> Any:
         """Key/value states of every prompt but its last token, left-padded into one batch
-        (``generate`` then runs only the last column), or None when reuse is off."""
-        if self.prefix_cache is None or not supports_prefix_cache(self.model):
+        (``generate`` then runs only the last column), or None to prefill the padded batch."""
+        if self.prefill == "padded" or not supports_prefix_cache(self.model):
             return None
         width = max(len(x) for x in ids) - 1
         if width == 0:
@@ -354,9 +365,9 @@ class TransformersBackend(LLMBackend):
     def _prefix_states(self, ids: list[int], fingerprint: Any) -> Layers:
         """States of ``ids``: the longest cached prefix, extended by running the model over
         the rest (then stored for later prompts)."""
-        if not ids or self.prefix_cache is None:
+        if not ids:
             return []
-        reused, layers = self.prefix_cache.lookup(ids, fingerprint)
+        reused, layers = (0, []) if self.prefix_cache is None else self.prefix_cache.lookup(ids, fingerprint)
         if reused == len(ids):
             return layers
         torch = self._torch
@@ -370,7 +381,8 @@ class TransformersBackend(LLMBackend):
             **self._prefill_options,
         )
         layers = layers_of(cache)
-        self.prefix_cache.store(ids, layers, fingerprint)
+        if self.prefix_cache is not None:
+            self.prefix_cache.store(ids, layers, fingerprint)
         return layers
 
     def _json_logits(self, json_schema: Mapping[str, Any] | None) -> Any:

@@ -1,29 +1,42 @@
-"""Throughput of batched LLM rollouts: the ``agemem`` agent with ``concurrency=N`` against 1.
+"""Throughput of LLM rollouts on a local model: batched against sequential, with and without
+reuse of the prompt prefix's key/value states.
 
-The same episodes of ``AgeMem/Assistant-v0`` (small setting) are run twice through the real
-runner (:func:`benchmarks.runner.run`), each into its own temporary run directory, with one
-loaded model shared by both runs and greedy decoding:
+The same episodes of ``AgeMem/Assistant-v0`` (small setting) are run through the real runner
+(:func:`benchmarks.runner.run`), each into its own temporary run directory, with one loaded
+model shared by every run and greedy decoding, in four modes:
 
-* sequential: ``concurrency=1``, one prompt per ``generate`` call;
-* batched: ``concurrency=N``, the pending prompts of all running episodes in one call.
+* ``sequential``: ``concurrency=1``, one prompt per ``generate`` call, every prompt encoded
+  from scratch (``prefill="padded"``, ``prefix_cache_mb=0``: the backend before prefix reuse);
+* ``batched``: ``concurrency=N``, the pending prompts of all running episodes in one call,
+  left-padded to the longest and run together from scratch;
+* ``sequential+cache`` and ``batched+cache``: the backend's default (``prefill="per_prompt"``
+  with a prefix cache; each run starts with an empty one): a prompt reuses the states of the
+  longest start it shares with an earlier prompt (the episode's previous turn, the system
+  prompt), runs the model alone over its new tokens, and the batch decodes together;
+* ``batched+unpadded`` (not run unless asked): per-prompt prefill without reuse.
 
-It prints episodes/s, completion and prompt tokens/s, the mean batch size of each run and their
-ratio. Both runs must do identical work: the script compares, episode by episode, the steps,
-model calls, prompt tokens and completion tokens (prompt tokens cover every earlier response,
-so equal counts mean the trajectories match) and says whether they agree. Left padding can in
-principle change a greedy argmax by a rounding error; if it ever does, the output says so.
+It prints, per mode, episodes/s, the prompt tokens the model actually ran (``prefilled``: with
+padding; with the cache, only the uncached tokens), and each mode's episodes/s as a ratio to
+``sequential`` measured in the same round; ``--repeats`` rounds give the spread of the ratios
+(the machine may be shared: ratios within one round are what to compare). All runs must do
+identical work: the script compares, episode by episode, the rounds, model calls, prompt and
+completion tokens and answer (prompt tokens cover every earlier response, so equal counts mean
+the trajectories match) and says whether they agree.
 
 The model is the tiny random model (:func:`agemem_gym.llm.build_tiny_model`, built into a
-temporary folder) unless ``--model`` names another one. Needs the ``llm`` extra.
+temporary folder) unless ``--model`` names another one. Needs the ``llm`` extra. Run with
+``OMP_NUM_THREADS=1`` (and ``AGEMEM_THREADS=1``) for a single torch thread.
 
-Usage: python benchmarks/perf/batched_rollouts.py [--episodes 8] [--model DIR]
-       [--max-new-tokens 24] [--max-steps-per-turn 2] [--device cpu]
+Usage: python benchmarks/perf/batched_rollouts.py [--episodes 8] [--model DIR] [--repeats 3]
+       [--modes sequential,batched,sequential+cache,batched+cache] [--max-new-tokens 24]
+       [--max-steps-per-turn 2] [--device cpu] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from agemem_gym.llm import build_tiny_model
+from agemem_gym.llm._kv_cache import PrefixCache
 from agemem_gym.policies.llm_agent import AgeMemAgent
 from agemem_gym.spaces import Observation
 from benchmarks.runner import RunConfig, run
@@ -44,14 +58,19 @@ ENV_OPTIONS: dict[str, Any] = {
     "distractor_sentences": 2,
     "num_queried": 1,
 }
+MODES = ("sequential", "batched", "sequential+cache", "batched+cache", "batched+unpadded")
+DEFAULT_MODES = MODES[:4]
+#: Prefix cache of the cached modes (MiB).
+CACHE_MB = 1024
 
 
 class CountingAgent(AgeMemAgent):
-    """The AgeMem agent, recording the size of every batch it sends to the model."""
+    """The AgeMem agent, recording every batch it sends to the model and its padded width."""
 
     def __init__(self, **options: Any):
         super().__init__(**options)
         self.batches: list[int] = []
+        self.padded_tokens = 0
         self.seconds = 0.0
 
     def act_batch(
@@ -63,13 +82,19 @@ class CountingAgent(AgeMemAgent):
             return super().act_batch(observations, infos)
         finally:
             self.seconds += time.perf_counter() - start
+            widths = [u["prompt_tokens"] for u in self.last_usage() or []]
+            self.padded_tokens += len(widths) * max(widths, default=0)
 
 
 def timed_run(
-    agent: CountingAgent, concurrency: int, episodes: int, env_options: dict[str, Any], out: Path
+    agent: CountingAgent, mode: str, episodes: int, env_options: dict[str, Any], out: Path
 ) -> dict[str, Any]:
-    """Run ``episodes`` episodes at ``concurrency``; return the records and the rates."""
-    agent.batches, agent.seconds = [], 0.0
+    """Run ``episodes`` episodes in ``mode``; return the records and the rates."""
+    concurrency = 1 if mode.startswith("sequential") else episodes
+    cached = mode.endswith("+cache")
+    agent.llm.prefix_cache = PrefixCache(CACHE_MB * 2**20) if cached else None
+    agent.llm.prefill = "per_prompt" if "+" in mode else "padded"
+    agent.batches, agent.padded_tokens, agent.seconds = [], 0, 0.0
     config = RunConfig(
         env="assistant",
         agent="agemem",
@@ -83,17 +108,20 @@ def timed_run(
     records = run(config, policy=agent)
     seconds = time.perf_counter() - start
     records = sorted(records, key=lambda r: r["index"])
-    prompt = sum(r["tokens"]["prompt"] for r in records)
-    completion = sum(r["tokens"]["completion"] for r in records)
+    calls = sum(r["cost"]["agent"]["llm_calls"] for r in records)
+    # with the cache the model runs each prompt's uncached tokens, then its last token
+    prefilled = (agent.llm.prefix_cache.stats.computed_tokens + calls if cached
+                 else agent.padded_tokens if agent.llm.prefill == "padded"
+                 else sum(r["tokens"]["prompt"] for r in records))
     return {
+        "mode": mode,
         "concurrency": concurrency,
         "seconds": seconds,
         "episodes_per_s": len(records) / seconds,
-        "completion_tokens": completion,
-        "prompt_tokens": prompt,
-        "completion_tokens_per_s": completion / seconds,
-        "prompt_tokens_per_s": prompt / seconds,
-        "llm_calls": sum(r["llm_calls"] for r in records),
+        "completion_tokens": sum(r["tokens"]["completion"] for r in records),
+        "prompt_tokens": sum(r["tokens"]["prompt"] for r in records),
+        "prefilled_tokens": prefilled,
+        "llm_calls": calls,
         "generate_calls": len(agent.batches),
         "mean_batch": sum(agent.batches) / len(agent.batches),
         "model_seconds": agent.seconds,
@@ -106,8 +134,8 @@ def work_of(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (
             r["index"],
-            r["steps"],
-            r["llm_calls"],
+            r["rounds"],
+            r["cost"]["agent"]["llm_calls"],
             r["tokens"]["prompt"],
             r["tokens"]["completion"],
             r["answer"],
@@ -116,34 +144,40 @@ def work_of(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
-def report(sequential: dict[str, Any], batched: dict[str, Any]) -> None:
-    header = (
-        f"{'run':<12}{'conc':>5}{'wall s':>9}{'ep/s':>8}{'compl tok/s':>13}"
-        f"{'prompt tok/s':>14}{'calls':>7}{'generates':>11}{'mean batch':>12}{'model s':>9}"
+def report_round(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> None:
+    print(
+        f"{'mode':<18}{'conc':>5}{'wall s':>9}{'ep/s':>8}{'x seq':>7}{'prompt tok':>12}"
+        f"{'prefilled':>11}{'compl':>7}{'calls':>7}{'generates':>11}{'mean batch':>12}"
     )
-    print(header)
-    for name, row in (("sequential", sequential), ("batched", batched)):
+    for row in rows:
+        ratio = row["episodes_per_s"] / reference["episodes_per_s"] if reference else float("nan")
         print(
-            f"{name:<12}{row['concurrency']:>5}{row['seconds']:>9.2f}{row['episodes_per_s']:>8.3f}"
-            f"{row['completion_tokens_per_s']:>13.1f}{row['prompt_tokens_per_s']:>14.0f}"
-            f"{row['llm_calls']:>7}{row['generate_calls']:>11}{row['mean_batch']:>12.2f}"
-            f"{row['model_seconds']:>9.2f}"
+            f"{row['mode']:<18}{row['concurrency']:>5}{row['seconds']:>9.2f}"
+            f"{row['episodes_per_s']:>8.3f}{ratio:>7.2f}{row['prompt_tokens']:>12}"
+            f"{row['prefilled_tokens']:>11}{row['completion_tokens']:>7}{row['llm_calls']:>7}"
+            f"{row['generate_calls']:>11}{row['mean_batch']:>12.2f}"
         )
-    print(
-        f"speed-up (batched / sequential episodes/s): "
-        f"{batched['episodes_per_s'] / sequential['episodes_per_s']:.2f}x"
-    )
-    same = work_of(sequential["records"]) == work_of(batched["records"])
-    print(
-        f"identical work: {'yes' if same else 'NO'} (completion tokens "
-        f"{sequential['completion_tokens']} vs {batched['completion_tokens']}, prompt tokens "
-        f"{sequential['prompt_tokens']} vs {batched['prompt_tokens']}, model calls "
-        f"{sequential['llm_calls']} vs {batched['llm_calls']})"
-    )
-    if not same:
-        for a, b in zip(work_of(sequential["records"]), work_of(batched["records"]), strict=True):
-            if a != b:
-                print(f"  episode {a[0]}: sequential {a[1:]} vs batched {b[1:]}")
+    first = work_of(rows[0]["records"])
+    for row in rows[1:]:
+        if work_of(row["records"]) != first:
+            print(f"  identical work: NO ({row['mode']} differs from {rows[0]['mode']})")
+            for a, b in zip(first, work_of(row["records"]), strict=True):
+                if a != b:
+                    print(f"    episode {a[0]}: {rows[0]['mode']} {a[1:]} vs {row['mode']} {b[1:]}")
+            return
+    print(f"  identical work across modes: yes ({rows[0]['llm_calls']} model calls)")
+
+
+def ratio_summary(rounds: list[list[dict[str, Any]]]) -> dict[str, list[float]]:
+    """Per ratio name, its value in every round."""
+    ratios: dict[str, list[float]] = {}
+    for rows in rounds:
+        rate = {row["mode"]: row["episodes_per_s"] for row in rows}
+        pairs = [(m, "sequential") for m in MODES[1:]] + [("batched+cache", "sequential+cache")]
+        for top, bottom in pairs:
+            if top in rate and bottom in rate:
+                ratios.setdefault(f"{top} / {bottom}", []).append(rate[top] / rate[bottom])
+    return ratios
 
 
 def main() -> None:
@@ -152,13 +186,20 @@ def main() -> None:
     parser.add_argument(
         "--model", default=None, help="model folder (default: build the tiny model)"
     )
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                        help=f"comma-separated modes to run, of {', '.join(MODES)}")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of all modes")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--max-steps-per-turn", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="torch device of the transformers backend")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if unknown := set(modes) - set(MODES):
+        parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
     env_options = {**ENV_OPTIONS, "max_steps_per_turn": args.max_steps_per_turn}
 
+    rounds: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="batched-rollouts-") as tmp:
         model = args.model or str(build_tiny_model(Path(tmp) / "tiny"))
         agent = CountingAgent(
@@ -173,13 +214,25 @@ def main() -> None:
             f"model {model} on {args.device}; {args.episodes} episodes of assistant "
             f"{env_options}, max_new_tokens={args.max_new_tokens}, greedy"
         )
-        sequential = timed_run(agent, 1, args.episodes, env_options, Path(tmp) / "sequential")
-        batched = timed_run(agent, args.episodes, args.episodes, env_options, Path(tmp) / "batched")
-    report(sequential, batched)
+        for k in range(args.repeats):
+            rows = [
+                timed_run(agent, mode, args.episodes, env_options, Path(tmp) / f"{k}-{mode}")
+                for mode in modes
+            ]
+            rounds.append(rows)
+            print(f"round {k + 1}/{args.repeats}")
+            report_round(rows, next((r for r in rows if r["mode"] == "sequential"), None))
+    ratios = ratio_summary(rounds)
+    for name, values in ratios.items():
+        print(
+            f"{name:<38} median {statistics.median(values):.2f}x "
+            f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} rounds)"
+        )
     if args.json is not None:
         figures = {
-            name: {k: v for k, v in row.items() if k != "records"}
-            for name, row in (("sequential", sequential), ("batched", batched))
+            "rounds": [[{k: v for k, v in row.items() if k != "records"} for row in rows]
+                       for rows in rounds],
+            "ratios": ratios,
         }
         args.json.write_text(json.dumps(figures, indent=2))
 
