@@ -19,11 +19,17 @@ from agemem_gym.memory.ltm import LongTermMemory
 from agemem_gym.memory.summarizers import make_summarizer
 from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.prompts import system_prompt
-from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
+from agemem_gym.protocol import (
+    ParsedResponse,
+    ToolCall,
+    parse_response,
+    sanitize_action,
+    unusable_action_message,
+)
 from agemem_gym.protocols import apply_protocol, rename_tools, tool_aliases
 from agemem_gym.scoring import finish_episode, for_episode
 from agemem_gym.spaces import ChatSpace, Observation, ResponseSpace
-from agemem_gym.tasks import Engine, TaskSource, make_task_source
+from agemem_gym.tasks import Engine, EngineStep, TaskSource, make_task_source
 from agemem_gym.tools import CONTEXT_REDUCING_TOOLS, ToolBox, ToolResult
 from agemem_gym.trace import EventKind, EventSource, cap, effect_event
 
@@ -339,8 +345,8 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep = self._episode
         assert ep is not None and parsed.tool_calls is not None
         limit = self.config.max_tool_calls_per_step
-        calls, skipped = parsed.tool_calls[:limit], len(parsed.tool_calls) - limit
-        calls = [ToolCall(self._tool_aliases.get(c.name, c.name), c.arguments) for c in calls]
+        skipped = len(parsed.tool_calls) - limit
+        calls = [ToolCall(self._tool_aliases.get(c.name, c.name), c.arguments) for c in parsed.tool_calls[:limit]]
         results = [self._run_tool(call, source="agent") for call in calls]
         self._context.append("assistant", action, "tool_call")
         lines = [f"{r.name}: {r.text}" for r in results]
@@ -409,7 +415,11 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep = self._episode
         assert ep is not None
         engine = self._get_engine()
-        outcome = engine.step(action)
+        cleaned = sanitize_action(action)  # what an engine (a JVM) cannot take never reaches it
+        if cleaned is None:
+            outcome = EngineStep(f"[Invalid action] {unusable_action_message(action)}", valid=False)
+        else:
+            outcome = engine.step(cleaned)
         ep.engine_steps += 1
         ep.steps_in_turn = 0
         ep.answer = action

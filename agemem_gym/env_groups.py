@@ -283,6 +283,6 @@ class ProcessEnvs(WorkerEnvs):
 
 def as_group(envs: EnvGroup | Iterable[gym.Env[Observation, str]]) -> EnvGroup:
     """``envs`` as an :class:`EnvGroup` (a list of envs becomes :class:`LocalEnvs`)."""
-    if hasattr(envs, "step") and hasattr(envs, "handle"):
-        return envs  # type: ignore[return-value]
+    if isinstance(envs, (LocalEnvs, WorkerEnvs)):
+        return envs
     return LocalEnvs(list(envs))  # type: ignore[arg-type]

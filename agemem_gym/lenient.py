@@ -78,8 +78,12 @@ def _to_calls(items: Any) -> list[ToolCall]:
     items = [items] if isinstance(items, dict) else items
     if not isinstance(items, list):
         return []
-    return [ToolCall(str(item["name"]), item.get("arguments") if isinstance(item.get("arguments"), dict) else {})
-            for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    calls = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            arguments = item.get("arguments")
+            calls.append(ToolCall(item["name"], arguments if isinstance(arguments, dict) else {}))
+    return calls
 
 
 def _loads(blob: str) -> Any:
