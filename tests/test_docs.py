@@ -16,7 +16,8 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DATA = {f"agemem_gym.tasks.{name}.source": path for name, path in SAMPLE_DATA.items()}
 MODULES = sorted(
     [m.name for m in pkgutil.walk_packages(agemem_gym.__path__, "agemem_gym.")]
-    + ["agemem_gym", "benchmarks.episode_log", "benchmarks.runner"]
+    + ["agemem_gym", "benchmarks.episode_log", "benchmarks.runner", "benchmarks.run_folder",
+       "benchmarks.traces"]
 )
 
 
