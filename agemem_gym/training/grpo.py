@@ -58,6 +58,7 @@ import torch
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
 from agemem_gym.llm._threads import set_torch_threads
+from agemem_gym.llm.models import resolve_model
 from agemem_gym.policies.llm_agent import AgeMemAgent
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks import training_split
@@ -280,9 +281,10 @@ def _load(config: GRPOConfig, accelerator: Any) -> tuple[Any, Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = Path(config.out) / "checkpoint" if (Path(config.out) / "checkpoint").exists() else None
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    path = resolve_model(config.model)  # a named model (smollm2-135m): its folder
+    tokenizer = AutoTokenizer.from_pretrained(path)
     dtype = torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    model: Any = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     reference = None
     if config.beta > 0 and not config.lora:
         reference = copy.deepcopy(model).eval().requires_grad_(False)

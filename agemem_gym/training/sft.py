@@ -31,6 +31,7 @@ import torch
 
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.llm._threads import set_torch_threads
+from agemem_gym.llm.models import resolve_model
 from agemem_gym.policies import make_policy
 from agemem_gym.rollout import play_episodes
 from agemem_gym.training.rows import (
@@ -124,8 +125,9 @@ def train_sft(config: SFTConfig) -> dict[str, float]:
 
     set_torch_threads(config.threads)
     torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
-    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    path = resolve_model(config.model)  # a named model (smollm2-135m): its folder
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     contexts, responses, episodes = collect_demonstrations(config)
     turns = [TurnRow(prompt_ids(tokenizer, c), list(tokenizer.encode(r, add_special_tokens=False)),
                      episode=e) for c, r, e in zip(contexts, responses, episodes, strict=True)]
