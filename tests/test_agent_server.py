@@ -79,7 +79,7 @@ def check_usage(records: list[dict[str, Any]]) -> None:
 
 def work(records: list[dict[str, Any]]) -> list[tuple[int, int, int, int]]:
     return [
-        (r["index"], r["steps"], r["tokens"]["prompt"], r["tokens"]["completion"])
+        (r["index"], r["rounds"], r["tokens"]["prompt"], r["tokens"]["completion"])
         for r in sorted(records, key=lambda r: r["index"])
     ]
 
