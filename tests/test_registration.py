@@ -68,7 +68,7 @@ def test_unknown_option_says_did_you_mean_and_lists_the_valid_ones():
         make_task_source("babyai", n_distractors=2)
     assert str(err.value) == (
         "unknown option 'n_distractors' for benchmark 'babyai'. Did you mean 'num_distractors'? "
-        f"Benchmark options: data, max_steps, num_distractors. Env options: {env_options}."
+        f"Benchmark options: data, max_steps, num_distractors, rules. Env options: {env_options}."
     )
     with pytest.raises(ConfigError, match="unknown option 'step_limit' for benchmark 'babyai'. "
                                           "Did you mean 'max_steps'?"):
