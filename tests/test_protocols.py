@@ -111,3 +111,20 @@ def test_protocol_setting_is_checked_and_preset_values_yield_to_given_ones():
     assert env.config.max_steps_per_turn == 2 and env.config.reward_mode == "full"
     assert env.config.parser == "lenient" and not env.config.introspective_retrieval
     env.close()
+
+
+@pytest.mark.parametrize("name", ["babyai", "pddl", "sciworld", "alfworld"])
+def test_interactive_benchmarks_under_both_protocols(name, shared_data):
+    """The oracle and a scripted policy play each engine under both protocols; the official one
+    follows AgentBoard's rules (30 steps)."""
+    for protocol in ("paper", "official"):
+        small = {} if name == "pddl" else {"num_distractors": 1}
+        env = AgeMemEnv(name, data=str(SAMPLE_DATA[name]), privileged_info=True, protocol=protocol, **small)
+        oracle = rollout(env, OraclePolicy(), seed=0, task_index=0)[1]["result"]
+        scripted = rollout(env, MemoryRandomPolicy(p_store=1.0, p_retrieve=1.0), seed=0, task_index=1)[1]["result"]
+        env.close()
+        for result in (oracle, scripted):
+            assert result.protocol == protocol and 0.0 <= result.metrics["progress"] <= 1.0
+            assert result.engine_steps <= (30 if protocol == "official" else 256)
+        assert oracle.tool_calls_by_source["agent"]["Add_memory"] >= 1
+        assert scripted.tool_calls_by_source["agent"]["Retrieve_memory"] >= 1
