@@ -1,4 +1,5 @@
-"""ALFWorld's per-game translation cache: a later reset reads it, plays the same, and survives bad files."""
+"""ALFWorld's per-game translation cache (a later reset reads it, plays the same, survives bad
+files) and the memo of TextWorld's grammar parses (plays the same)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ ITEMS_PER_GAME = 3
 
 
 @pytest.fixture(scope="module")
-def task():
+def _engine_available() -> None:
     if not (DATA_DIR / "json_2.1.1").is_dir():
         pytest.skip(f"ALFWorld games not found at {DATA_DIR}")
     pytest.importorskip("textworld")
     if importlib.util.find_spec("alfworld") is None:
         pytest.skip("alfworld is not installed (extra [alfworld])")
+
+
+@pytest.fixture(scope="module")
+def task(_engine_available):
     return ALFWorldTasks(data=DATA_DIR).get(0, np.random.default_rng(0))
 
 
@@ -131,15 +136,56 @@ def test_an_unwritable_cache_directory_only_disables_writing(task, reference, tm
         engine.close()
 
 
-def test_the_packages_are_restored_after_a_reset(task, tmp_path: Path):
+def _detour_then_expert(engine: ALFWorldEngine, task) -> list:
+    """Three admissible commands off the walkthrough, then the expert until the game ends."""
+    trace: list = [engine.reset(task)]
+    for k in (3, 7, 1):
+        valid = engine.valid_actions()
+        result = engine.step(valid[k % len(valid)])
+        trace.append((result.observation, tuple(engine.valid_actions()), engine.expert_action()))
+    for _ in range(25):
+        action = engine.expert_action()
+        if action is None:
+            break
+        result = engine.step(action)
+        trace.append((action, result.observation, result.done, tuple(engine.valid_actions())))
+        if result.done:
+            break
+    return trace
+
+
+def test_memoized_parsing_plays_off_the_walkthrough_identically(_engine_available, tmp_path: Path):
+    task = ALFWorldTasks(data=DATA_DIR).get(3, np.random.default_rng(0))
+    plain, fast = ALFWorldEngine(use_cache=False), ALFWorldEngine(cache_dir=tmp_path)
+    try:
+        expected = _detour_then_expert(plain, task)
+        assert _detour_then_expert(fast, task) == expected
+        assert expected[-1][2], "the expert finishes the game after the detour"
+    finally:
+        plain.close()
+        fast.close()
+
+
+def test_the_packages_are_restored_after_reset_and_step(task, tmp_path: Path):
     import fast_downward
     from textworld.envs.pddl import logic as pddl_logic
+    from textworld.envs.pddl import textgen
+    from textworld.logic import Rule
 
-    before = (fast_downward.pddl2sas, pddl_logic.GameLogic)
+    def patched() -> tuple:
+        return (
+            fast_downward.pddl2sas,
+            pddl_logic.GameLogic,
+            textgen._parse_and_convert,
+            Rule.__dict__["parse_conjunctive_query"],
+        )
+
+    before = patched()
     engine = ALFWorldEngine(cache_dir=tmp_path)
     engine.reset(task)
+    engine.step(task.metadata["walkthrough"][0])
     engine.close()
-    assert (fast_downward.pddl2sas, pddl_logic.GameLogic) == before
+    assert patched() == before
     assert isinstance(pddl_logic.GameLogic, type)
 
 

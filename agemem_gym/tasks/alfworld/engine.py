@@ -5,7 +5,8 @@ names such as "bowl 1"), one game at a time, in this process (no worker processe
 replays the game's stored walkthrough while the agent has followed it exactly, and otherwise
 asks alfworld's handcoded expert, which watches every step from the start. TextWorld's PDDL
 translation and grammar parsing, redone on every reset, come from a per-game disk cache
-(:mod:`agemem_gym.tasks.alfworld.cache`).
+(:mod:`agemem_gym.tasks.alfworld.cache`), and the grammar snippets it parses again on every
+step from a memo (:mod:`agemem_gym.tasks.alfworld.parse_memo`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from agemem_gym.errors import MissingExtraError
 from agemem_gym.tasks._common import CHECK_ACTION, is_check_action
 from agemem_gym.tasks.alfworld.cache import GameCache
+from agemem_gym.tasks.alfworld.parse_memo import memoized_parsing
 from agemem_gym.tasks.alfworld.progress import MilestoneTracker, milestones
 from agemem_gym.tasks.base import Engine, EngineStep, TaskInstance
 
@@ -83,7 +85,8 @@ class ALFWorldEngine(Engine):
             admissible command when stuck).
         cache_dir: where the per-game translation cache lives (default
             ``$AGEMEM_CACHE_DIR/alfworld_games``, else ``~/.cache/agemem_gym/alfworld_games``).
-        use_cache: False translates every game on every reset, as TextWorld alone does.
+        use_cache: False runs TextWorld as it is: every reset translates the game again and
+            every step parses its grammar snippets again.
     """
 
     def __init__(
@@ -119,7 +122,7 @@ class ALFWorldEngine(Engine):
         data_root = str(Path(game_file).parent)
         textworld, demangler, expert_cls = _load_packages(data_root)
         serving = self.cache.serving(game_file) if self.cache is not None else nullcontext()
-        with _guard_process_state(data_root), serving:
+        with _guard_process_state(data_root), serving, self._parsing():
             if game_file != self._game_file:
                 self._close_env()
                 infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=True)
@@ -155,7 +158,7 @@ class ALFWorldEngine(Engine):
             return EngineStep(text, False, False, self._best)
         if command not in self._state["admissible_commands"]:
             return EngineStep(_INVALID, False, False, self._best, valid=False)
-        with _guard_process_state(str(Path(self._game_file or ".").parent)):
+        with _guard_process_state(str(Path(self._game_file or ".").parent)), self._parsing():
             self._state, _, done = self._env.step(command)
         self._history.append(command)
         self._tracker.observe(command)
@@ -164,6 +167,9 @@ class ALFWorldEngine(Engine):
         self._best = 1.0 if self._won else max(self._best, self._tracker.progress)
         self._update_expert(command)
         return EngineStep(self._state["feedback"].strip(), self._done, self._won, self._best)
+
+    def _parsing(self) -> Any:
+        return memoized_parsing() if self.cache is not None else nullcontext()
 
     @property
     def raw_env(self) -> Any:
