@@ -18,6 +18,7 @@ head_dim]`` each) and a ``transformers`` ``DynamicCache``, on transformers 4.46 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -140,7 +141,7 @@ class PrefixCache:
             return
         if layers[0][0].shape[-2] != len(ids):
             raise ValueError(f"states cover {layers[0][0].shape[-2]} tokens, ids {len(ids)}")
-        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+        size = sum(k.untyped_storage().nbytes() + v.untyped_storage().nbytes() for k, v in layers)
         if size > self.max_bytes:
             return
         query = np.asarray(ids, dtype=np.int64)
@@ -235,14 +236,22 @@ def _forward_parameters(model: Any) -> Any:
     return inspect.signature(base.forward).parameters
 
 
-def to_dynamic_cache(layers: Layers) -> Any:
-    """A ``DynamicCache`` holding ``layers`` (empty when ``layers`` is)."""
+def to_dynamic_cache(layers: Layers, capacity: int = 0) -> Any:
+    """A ``DynamicCache`` holding ``layers`` (empty when ``layers`` is), with room for
+    ``capacity`` tokens in all (see :func:`_growing_layer`)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache()
-    for index, (keys, values) in enumerate(layers):
-        cache.update(keys, values, index)
-    return cache
+    if not layers:
+        return DynamicCache()
+    length = layers[0][0].shape[-2]
+    buffers = []
+    for keys, values in layers:
+        size = max(capacity, length)
+        k = keys.new_empty((*keys.shape[:2], size, keys.shape[3]))
+        v = values.new_empty((*values.shape[:2], size, values.shape[3]))
+        k[:, :, :length], v[:, :, :length] = keys, values
+        buffers.append((k, v))
+    return _cache_of(buffers, length)
 
 
 def layers_of(cache: Any) -> Layers:
@@ -252,18 +261,75 @@ def layers_of(cache: Any) -> Layers:
     return list(zip(cache.key_cache, cache.value_cache, strict=True))  # transformers < 4.56
 
 
-def pack_left(rows: Sequence[Layers], width: int) -> Layers:
-    """Stack rows of states (batch 1 each, any lengths up to ``width``) into one batch,
-    each row left-padded with zeros to ``width`` tokens (the padding is masked out)."""
+def pack_left(rows: Sequence[Layers], width: int, capacity: int = 0) -> Any:
+    """A ``DynamicCache`` of rows of states (batch 1 each, any lengths up to ``width``)
+    stacked into one batch, each row left-padded with zeros to ``width`` tokens (the padding
+    is masked out), with room for ``capacity`` tokens in all."""
     template = next(r for r in rows if r)
-    packed: Layers = []
+    buffers = []
     for layer, (k0, v0) in enumerate(template):
-        keys = k0.new_zeros((len(rows), k0.shape[1], width, k0.shape[3]))
-        values = v0.new_zeros((len(rows), v0.shape[1], width, v0.shape[3]))
+        size = max(capacity, width)
+        keys = k0.new_zeros((len(rows), k0.shape[1], size, k0.shape[3]))
+        values = v0.new_zeros((len(rows), v0.shape[1], size, v0.shape[3]))
         for row, states in enumerate(rows):
             if states:
                 k, v = states[layer]
-                keys[row, :, width - k.shape[-2] :] = k[0]
-                values[row, :, width - v.shape[-2] :] = v[0]
-        packed.append((keys, values))
-    return packed
+                keys[row, :, width - k.shape[-2] : width] = k[0]
+                values[row, :, width - v.shape[-2] : width] = v[0]
+        buffers.append((keys, values))
+    return _cache_of(buffers, width)
+
+
+def _cache_of(buffers: Layers, length: int) -> Any:
+    """A ``DynamicCache`` whose layers hold the first ``length`` tokens of ``buffers``."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    layer_class = _growing_layer()
+    if layer_class is not None and hasattr(cache, "layers"):
+        cache.layers = [layer_class().seat(k, v, length) for k, v in buffers]
+        return cache
+    for index, (keys, values) in enumerate(buffers):
+        cache.update(keys[:, :, :length], values[:, :, :length], index)
+    return cache
+
+
+@functools.cache
+def _growing_layer() -> Any:
+    """A ``DynamicLayer`` that writes new states into spare room of preallocated buffers: the
+    stock layer concatenates, which copies the whole cache at every decoding step (most of a
+    batched decoding step's time on CPU). None before transformers 4.56 (no layer objects)."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return None
+
+    class GrowingLayer(DynamicLayer):  # type: ignore[misc, valid-type]
+        def seat(self, keys: Any, values: Any, length: int) -> GrowingLayer:
+            self._buffers: tuple[Any, Any] | None = (keys, values)
+            self._length = length
+            self.device, self.is_initialized = keys.device, True
+            self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+            return self
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+            buffers = getattr(self, "_buffers", None)
+            end = getattr(self, "_length", 0) + key_states.shape[-2]
+            if (  # no room, or cropped / reordered by generate: concatenate from now on
+                buffers is None
+                or end > buffers[0].shape[-2]
+                or self.keys is None
+                or self.keys.shape[-2] != self._length
+                or self.keys.data_ptr() != buffers[0].data_ptr()
+                or key_states.shape[0] != buffers[0].shape[0]
+            ):
+                self._buffers = None
+                return super().update(key_states, value_states, *args, **kwargs)
+            keys, values = buffers
+            keys[:, :, self._length : end] = key_states
+            values[:, :, self._length : end] = value_states
+            self._length = end
+            self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+            return self.keys, self.values
+
+    return GrowingLayer

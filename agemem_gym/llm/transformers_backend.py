@@ -314,7 +314,7 @@ class TransformersBackend(LLMBackend):
             attention[row, width - len(x) :] = 1
         began = time.perf_counter()
         with torch.inference_mode():
-            past = self._cached_prefix(ids)
+            past = self._cached_prefix(ids, width + config.max_new_tokens)
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
@@ -350,7 +350,7 @@ class TransformersBackend(LLMBackend):
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
 
-    def _cached_prefix(self, ids: list[list[int]]) -> Any:
+    def _cached_prefix(self, ids: list[list[int]], capacity: int) -> Any:
         """Key/value states of every prompt but its last token, left-padded into one batch
         (``generate`` then runs only the last column), or None to prefill the padded batch."""
         if self.prefill == "padded" or not supports_prefix_cache(self.model):
@@ -360,7 +360,7 @@ class TransformersBackend(LLMBackend):
             return None
         fingerprint = weights_fingerprint(self.model)
         rows = [self._prefix_states(x[:-1], fingerprint) for x in ids]
-        return to_dynamic_cache(pack_left(rows, width))
+        return pack_left(rows, width, capacity)
 
     def _prefix_states(self, ids: list[int], fingerprint: Any) -> Layers:
         """States of ``ids``: the longest cached prefix, extended by running the model over
@@ -371,7 +371,7 @@ class TransformersBackend(LLMBackend):
         if reused == len(ids):
             return layers
         torch = self._torch
-        cache = to_dynamic_cache(layers)
+        cache = to_dynamic_cache(layers, capacity=len(ids))
         self.model(
             input_ids=torch.tensor([ids[reused:]], dtype=torch.long, device=self.device),
             attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
