@@ -220,3 +220,24 @@ def test_sliding_window_models_do_not_reuse_states(model_dir):
     assert supports_prefix_cache(model)
     model.config.layer_types = ["sliding_attention"] * model.config.num_hidden_layers
     assert not supports_prefix_cache(model)
+
+
+def test_packed_cache_writes_in_place_and_falls_back_to_concatenation():
+    from agemem_gym.llm._kv_cache import layers_of, pack_left
+
+    row = [(torch.ones(1, 2, 3, 4), 2 * torch.ones(1, 2, 3, 4))]
+    cache = pack_left([row, []], width=5, capacity=7)
+    keys, values = layers_of(cache)[0]
+    assert keys.shape == (2, 2, 5, 4) and cache.get_seq_length() == 5
+    assert keys[0, :, :2].abs().sum() == 0 and keys[0, :, 2:].eq(1).all()  # left padding
+    assert values[1].abs().sum() == 0  # an empty row is all padding
+    start = keys.data_ptr()
+    step = torch.full((2, 2, 1, 4), 3.0)
+    for length in (6, 7):
+        k, _ = cache.update(step, step, 0)
+        assert k.shape[-2] == length and k.data_ptr() == start  # written into the spare room
+    k, v = cache.update(step, step, 0)  # past the room: concatenated, same contents
+    assert k.shape[-2] == 8 and k[:, :, 5:].eq(3).all() and k[0, :, 2:5].eq(1).all()
+    cache.batch_select_indices(torch.tensor([1]))
+    k, _ = cache.update(step[:1], step[:1], 0)
+    assert k.shape == (1, 2, 9, 4) and k[0, :, :5].abs().sum() == 0 and k[0, :, 5:].eq(3).all()
