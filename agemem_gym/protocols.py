@@ -38,6 +38,7 @@ OFFICIAL_ENV: dict[str, Any] = {
     "max_steps_per_turn": 5,
     "parser": "lenient",
     "token_budget": 8192,
+    "max_text_chars": 32_768,  # the release bounds no tool argument: a whole stage-1 message fits
 }
 #: question-answering benchmarks also take the released reward (the release has no
 #: interactive benchmark: those keep the paper's reward and follow AgentBoard's rules)
