@@ -13,7 +13,8 @@ loaded state dict, a moved model) empties it, so states computed with old weight
 reused.
 
 Helpers convert between a list of per-layer ``(keys, values)`` tensors (``[1, heads, tokens,
-head_dim]`` each) and a ``transformers`` ``DynamicCache``, on transformers 4.46 and later.
+head_dim]`` each) and a ``transformers`` ``DynamicCache``, on transformers 4.46 and later, and
+pack the rows of a batch into one left-padded cache with room for the tokens to generate.
 """
 
 from __future__ import annotations
