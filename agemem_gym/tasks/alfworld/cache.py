@@ -80,9 +80,9 @@ def _digest(*texts: str) -> str:
     return h.hexdigest()[:32]
 
 
-def _restore(cls: type[Any], state: dict[str, Any]) -> Any:
+def _restore(cls: Any, state: dict[str, Any]) -> Any:
     """An instance of ``cls`` with attributes ``state``, without running ``__init__``."""
-    obj = cls.__new__(cls)
+    obj = object.__new__(cls)
     obj.__dict__.update(state)
     return obj
 
