@@ -123,7 +123,7 @@ def timed_run(
         "prefilled_tokens": prefilled,
         "llm_calls": calls,
         "generate_calls": len(agent.batches),
-        "mean_batch": sum(agent.batches) / len(agent.batches),
+        "mean_batch": sum(agent.batches) / max(len(agent.batches), 1),
         "model_seconds": agent.seconds,
         "records": records,
     }
@@ -216,8 +216,8 @@ def main() -> None:
         )
         for k in range(args.repeats):
             rows = [
-                timed_run(agent, mode, args.episodes, env_options, Path(tmp) / f"{k}-{mode}")
-                for mode in modes
+                timed_run(agent, mode, args.episodes, env_options, Path(tmp) / f"{k}-{j}-{mode}")
+                for j, mode in enumerate(modes)
             ]
             rounds.append(rows)
             print(f"round {k + 1}/{args.repeats}")
