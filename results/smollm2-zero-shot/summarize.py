@@ -15,19 +15,27 @@ BENCHMARKS = ("assistant", "hotpotqa", "babyai", "pddl", "sciworld", "alfworld")
 
 
 def _time_file(env: str) -> dict[str, float]:
-    """Wall seconds and peak resident memory (GB) of the run, from ``/usr/bin/time -v``."""
-    path = HERE / "logs" / f"{env}.time.txt"
-    if not path.exists():
-        return {}
-    text = path.read_text()
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
-    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    cpu = [float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)]
-    seconds = 0.0
-    if wall:
-        for part in wall.group(1).split(":"):
+    """Wall and CPU seconds and peak resident memory (GB) of the run, from ``/usr/bin/time -v``;
+    a resumed run (``<env>-resume.time.txt``) adds its time, and a run its timeout stopped (no
+    numbers written) counts the timeout, 1,200 s."""
+    wall = cpu = peak = 0.0
+    for name in (f"{env}.time.txt", f"{env}-resume.time.txt"):
+        path = HERE / "logs" / name
+        if not path.exists():
+            continue
+        text = path.read_text()
+        elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
+        if elapsed is None:
+            wall += 1200.0
+            continue
+        seconds = 0.0
+        for part in elapsed.group(1).split(":"):
             seconds = seconds * 60 + float(part)
-    return {"run_wall_s": seconds, "run_cpu_s": sum(cpu), "peak_gb": int(peak.group(1)) / 1e6 if peak else 0.0}
+        wall += seconds
+        cpu += sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        peak = max(peak, int(rss.group(1)) / 1e6 if rss else 0.0)
+    return {"run_wall_s": wall, "run_cpu_s": cpu, "peak_gb": peak} if wall else {}
 
 
 def summarize(env: str) -> dict[str, float | str] | None:
