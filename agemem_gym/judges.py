@@ -269,4 +269,6 @@ def make_judge(spec: Judge | dict[str, Any] | None, encoder: Encoder) -> Judge:
 
     options = dict(spec)
     model = options.pop("model")
-    return LLMJudge(make_backend(options.pop("backend", "transformers"), model, **options), encoder)
+    judge = LLMJudge(make_backend(options.pop("backend", "transformers"), model, **options), encoder)
+    judge.name = f"llm:{model}"  # the name given, not the folder a named model resolves to
+    return judge

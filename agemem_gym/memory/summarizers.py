@@ -132,4 +132,6 @@ def make_summarizer(spec: Summarizer | dict[str, Any] | None) -> Summarizer:
 
     options = dict(spec)
     model = options.pop("model")
-    return LLMSummarizer(make_backend(options.pop("backend", "transformers"), model, **options))
+    summarizer = LLMSummarizer(make_backend(options.pop("backend", "transformers"), model, **options))
+    summarizer.name = f"llm:{model}"  # the name given, not the folder a named model resolves to
+    return summarizer
