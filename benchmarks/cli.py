@@ -232,6 +232,8 @@ def train(
             rollout_base_url=rollout_base_url, seed=seed, progress=progress,
             max_new_tokens=max_new_tokens or 256,
         )
+        if model == "smollm2-135m":  # its 49k-token vocabulary: 8,192-token micro-batches passed 19 GB
+            settings["tokens_per_micro_batch"] = 1024
         grpo = GRPOConfig(**{**settings, **PRESETS[preset], **_parse_options(grpo_arg, "--grpo-arg")})
         warm = None
         if sft:
