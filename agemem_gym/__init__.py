@@ -14,11 +14,14 @@ from agemem_gym.errors import (
     MissingExtraError,
     NoTrainingDataError,
 )
+from agemem_gym.port import EpisodeHandle, IncomingMessage, MemoryPort
 from agemem_gym.protocol import ParsedResponse, ToolCall, parse_response
 from agemem_gym.registration import env_id, register_envs
+from agemem_gym.result import EpisodeResult
 from agemem_gym.rewards import RewardWeights
 from agemem_gym.tasks import Fact, TaskInstance, TaskSource, make_task_source
 from agemem_gym.tools import ALL_TOOLS, tool_schemas
+from agemem_gym.trace import TraceEvent, replay_memory
 
 __version__ = "0.1.0"
 
@@ -32,7 +35,11 @@ __all__ = [
     "ConfigError",
     "DataNotFoundError",
     "EnvConfig",
+    "EpisodeHandle",
+    "EpisodeResult",
     "Fact",
+    "IncomingMessage",
+    "MemoryPort",
     "MissingExtraError",
     "NoTrainingDataError",
     "ParsedResponse",
@@ -40,9 +47,11 @@ __all__ = [
     "TaskInstance",
     "TaskSource",
     "ToolCall",
+    "TraceEvent",
     "env_id",
     "make_task_source",
     "parse_response",
     "register_envs",
+    "replay_memory",
     "tool_schemas",
 ]
