@@ -23,6 +23,16 @@ def readme_examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """TRL's trainer sets accelerate's process-wide state (its precision among it); later
+    trainers in the same process must not inherit it."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def test_readme_trl_example_trains_on_env_rewards_with_seen_context_only(monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM

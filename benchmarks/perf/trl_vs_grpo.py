@@ -62,7 +62,7 @@ def _trl_config(args: argparse.Namespace, out: str) -> Any:
 
     return TRLConfig(output_dir=out, per_device_train_batch_size=args.group_size * args.tasks_per_step,
                      num_generations=args.group_size, max_steps=args.steps, learning_rate=args.learning_rate,
-                     beta=args.beta, temperature=1.0, use_cpu=True, report_to="none", save_strategy="no",
+                     beta=args.beta, temperature=1.0, use_cpu=True, bf16=False, report_to="none", save_strategy="no",
                      logging_steps=1, seed=args.seed)
 
 
