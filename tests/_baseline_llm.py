@@ -6,10 +6,48 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from agemem_gym import AgeMemEnv
 from agemem_gym.llm.base import Generation, LLMBackend
+from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
 
 ANSWER = "<think></think><answer>ok</answer>"
+
+LISBON, OSAKA = "The user lives in Lisbon.", "The user lives in Osaka."
+#: A user who moved: the second stage-1 message updates the first.
+MOVED = TaskInstance(
+    task_id="moved", query="Quick question: what is the city I live in?", answers=("Osaka",),
+    stage1=(Fact("Just so you know, the city I live in is Lisbon.", LISBON, "city", "add"),
+            Fact("Actually, that changed: the city I live in is now Osaka.", OSAKA, "city", "update")),
+    distractors=("Funny thing, for my sister the city they live in is Porto.",),
+    supporting_facts=(OSAKA,), key_items=("the city I live in",),
+    metadata={"queried": [{"key": "city", "value": "Osaka", "stale": "Lisbon"}]},
+)
+
+
+def keeping(cls: type) -> type:
+    """``cls`` (a baseline) keeping each finished episode's state in ``finished[task_id]``."""
+
+    class Keeping(cls):  # type: ignore[valid-type, misc]
+        def __init__(self, **options: Any):
+            super().__init__(**options)
+            self.finished: dict[str, Any] = {}
+
+        def end_episode(self, episode: Any) -> None:
+            self.finished[episode.task_id] = self.episode(episode.key).state
+            super().end_episode(episode)
+
+    Keeping.__name__ = f"Keeping{cls.__name__}"
+    return Keeping
+
+
+def play_task(policy: Any, task: TaskInstance, env_options: dict[str, Any] | None = None,
+              **reset: Any) -> dict[str, Any]:
+    """Play ``task`` once with ``policy`` on the Assistant env; the final ``info``."""
+    env = AgeMemEnv("assistant", **{**policy.env_options, **(env_options or {})})
+    [done] = play_episodes([env], policy, [{"seed": 0, "options": {"task": task}, **reset}])
+    env.close()
+    return done.info
 
 
 def step_of(prompt: list[dict[str, str]]) -> str:

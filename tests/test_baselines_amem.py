@@ -6,12 +6,11 @@ import doctest
 import json
 
 import pytest
+from _baseline_llm import keeping, play_task
 from conftest import SAMPLE_DATA
 
-from agemem_gym import AgeMemEnv
 from agemem_gym.llm.base import Generation, LLMBackend
 from agemem_gym.policies import make_policy
-from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
 from baselines import amem
 from baselines.amem import AMem
@@ -93,21 +92,11 @@ def ana_replies(evolve=None, note=None, keywords=None):
     return respond
 
 
-class KeepingAMem(AMem):
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.finished = {}
-
-    def end_episode(self, episode):
-        self.finished[episode.task_id] = self.episode(episode.key).state
-        super().end_episode(episode)
+KeepingAMem = keeping(AMem)
 
 
 def play(policy, task=ANA):
-    env = AgeMemEnv("assistant", **policy.env_options)
-    [done] = play_episodes([env], policy, [{"seed": 0, "options": {"task": task}}])
-    env.close()
-    return done.info
+    return play_task(policy, task)
 
 
 def by_text(info):

@@ -6,27 +6,17 @@ import doctest
 import json
 
 import pytest
+from _baseline_llm import LISBON, MOVED, OSAKA, keeping, play_task
 from test_baselines_amem import ENVS, ByTitle, real_model_run
 
-from agemem_gym import AgeMemEnv
 from agemem_gym.errors import ConfigError
 from agemem_gym.policies import make_policy
-from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks.base import Fact, TaskInstance
 from baselines import langmem
 from baselines.langmem import SUMMARY_HEADER, LangMem
 from benchmarks.runner import RunConfig, run
 from benchmarks.traces import read_trace
 
-LISBON, OSAKA = "The user lives in Lisbon.", "The user lives in Osaka."
-MOVED = TaskInstance(
-    task_id="moved", query="Quick question: what is the city I live in?", answers=("Osaka",),
-    stage1=(Fact("Just so you know, the city I live in is Lisbon.", LISBON, "city", "add"),
-            Fact("Actually, that changed: the city I live in is now Osaka.", OSAKA, "city", "update")),
-    distractors=("Funny thing, for my sister the city they live in is Porto.",),
-    supporting_facts=(OSAKA,), key_items=("the city I live in",),
-    metadata={"queried": [{"key": "city", "value": "Osaka", "stale": "Lisbon"}]},
-)
 NONE = json.dumps({"operations": []})
 
 
@@ -64,21 +54,11 @@ def moved_replies(manage=None, summary=None):
     return respond
 
 
-class KeepingLangMem(LangMem):
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.finished = {}
-
-    def end_episode(self, episode):
-        self.finished[episode.task_id] = self.episode(episode.key).state
-        super().end_episode(episode)
+KeepingLangMem = keeping(LangMem)
 
 
 def play(policy, task=MOVED):
-    env = AgeMemEnv("assistant", **policy.env_options)
-    [done] = play_episodes([env], policy, [{"seed": 0, "options": {"task": task}}])
-    env.close()
-    return done.info
+    return play_task(policy, task)
 
 
 def test_the_manager_patches_the_memory_its_window_queries_found():

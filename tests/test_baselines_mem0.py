@@ -4,36 +4,27 @@ from __future__ import annotations
 
 import json
 
-from _baseline_llm import Script, new_facts, oracle_mem0, stored
+from _baseline_llm import (
+    LISBON,
+    MOVED,
+    OSAKA,
+    Script,
+    keeping,
+    new_facts,
+    oracle_mem0,
+    play_task,
+    stored,
+)
 
 from agemem_gym import AgeMemEnv
 from agemem_gym.policies import OraclePolicy
 from agemem_gym.rollout import play_episodes
-from agemem_gym.tasks.base import Fact, TaskInstance
 from baselines.mem0 import Mem0, content_hash
 
-LISBON, OSAKA = "The user lives in Lisbon.", "The user lives in Osaka."
-MOVED = TaskInstance(
-    task_id="moved", query="Quick question: what is the city I live in?", answers=("Osaka",),
-    stage1=(Fact("Just so you know, the city I live in is Lisbon.", LISBON, "city", "add"),
-            Fact("Actually, that changed: the city I live in is now Osaka.", OSAKA, "city", "update")),
-    distractors=("Funny thing, for my sister the city they live in is Porto.",),
-    supporting_facts=(OSAKA,), key_items=("the city I live in",),
-    metadata={"queried": [{"key": "city", "value": "Osaka", "stale": "Lisbon"}]},
-)
 EXTRACTED = {MOVED.stage1[0].message: [LISBON], MOVED.stage1[1].message: [OSAKA]}
 
 
-class KeepingMem0(Mem0):
-    """Mem0 that keeps each finished episode's state for the test to read."""
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.finished = {}
-
-    def end_episode(self, episode):
-        self.finished[episode.task_id] = self.episode(episode.key).state
-        super().end_episode(episode)
+KeepingMem0 = keeping(Mem0)
 
 
 def moved_city(decide=None, extract=None):
@@ -57,10 +48,7 @@ def moved_city(decide=None, extract=None):
 
 
 def play(policy, task=MOVED, env_options=None, **reset):
-    env = AgeMemEnv("assistant", **{**policy.env_options, **(env_options or {})})
-    [done] = play_episodes([env], policy, [{"seed": 0, "options": {"task": task}, **reset}])
-    env.close()
-    return done.info
+    return play_task(policy, task, env_options, **reset)
 
 
 def test_a_moved_city_updates_the_old_memory_with_hidden_ids_and_a_history():

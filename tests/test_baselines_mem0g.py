@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from _baseline_llm import Script, new_facts, stored
+from _baseline_llm import Script, keeping, new_facts, stored
 from test_baselines_mem0 import LISBON, MOVED, OSAKA, play
 
 from baselines._graph import EntityGraph, Triple
@@ -18,14 +18,7 @@ RELATIONS = {MOVED.stage1[0].message: [("user", "lives in", "Lisbon")],
              MOVED.distractors[0]: [("sister", "lives in", "Porto")]}
 
 
-class KeepingMem0Graph(Mem0Graph):
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.finished = {}
-
-    def end_episode(self, episode):
-        self.finished[episode.task_id] = self.episode(episode.key).state
-        super().end_episode(episode)
+KeepingMem0Graph = keeping(Mem0Graph)
 
 
 def graph_replies(conflicts=None):
