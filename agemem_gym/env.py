@@ -139,6 +139,9 @@ class AgeMemEnv(gym.Env[Observation, str]):
             for_episode(self.summarizer, ep.cost["summarizer"]), enabled=self.config.tools,
             filter_threshold=self.config.filter_threshold, max_text_chars=self.config.max_text_chars,
         )
+        # a controller's memory operations are not limited to the tools offered to the model
+        self._controller_toolbox = ToolBox(self._ltm, self._context, self.encoder, self._toolbox.summarizer,
+                                           max_text_chars=self.config.max_text_chars)
         self._handle = EpisodeHandle(ep.key, MemoryPort(self), task.task_id, self.source.name)
         self._start_stage()
         return self._observation(), self._info()
@@ -362,14 +365,10 @@ class AgeMemEnv(gym.Env[Observation, str]):
         ep = self._episode
         if ep is None or ep.done:
             raise gym.error.ResetNeeded("no running episode: call reset() first")
-        before = {m.id: m for m in self._context}
-        metadata = {"stage": self._stage, "source": source}
-        if source == "controller":  # the controller's operations are not limited to the model's tools
-            toolbox = ToolBox(self._toolbox.ltm, self._context, self.encoder, self._toolbox.summarizer,
-                              max_text_chars=self.config.max_text_chars)
-            result = toolbox.run(call, metadata)
-        else:
-            result = self._toolbox.run(call, metadata)
+        # the removed messages' text is only known before the call; only these tools remove any
+        before = {m.id: m for m in self._context} if call.name in CONTEXT_REDUCING_TOOLS else {}
+        toolbox = self._controller_toolbox if source == "controller" else self._toolbox
+        result = toolbox.run(call, {"stage": self._stage, "source": source})
         ep.count_tool(call.name, source, self._stage)
         if not result.ok:
             ep.counts["tool_errors"] += 1
@@ -388,7 +387,7 @@ class AgeMemEnv(gym.Env[Observation, str]):
     def _trace_effect(self, call: ToolCall, result: ToolResult, before: dict[str, Any],
                       source: EventSource) -> None:
         """The memory or context change a successful call made, as its own event."""
-        after = {m.id: m for m in self._context}
+        after = {m.id: m for m in self._context} if before else {}
         kind, payload = effect_event(call.name, call.arguments, result.data, self.ltm.get, before, after)
         if kind is not None:
             self._emit(kind, payload, source=source)
