@@ -21,8 +21,19 @@ def _parse_options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=flag)
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        options[key.strip().replace("-", "_")] = _parse_value(value)
     return options
+
+
+def _parse_value(text: str) -> Any:
+    """YAML scalars, plus the numbers YAML 1.1 leaves as strings (``2e-5``, ``1E3``)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 _THREADS_HELP = ("torch CPU threads for local models (default: $AGEMEM_THREADS, else $OMP_NUM_THREADS, "

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from benchmarks import run_naming
@@ -114,3 +115,12 @@ def test_overwrite_starts_the_folder_afresh(tmp_path):
     assert again.exit_code == 0, again.output
     config = (Path(tmp_path / "r") / "config.yaml").read_text()
     assert "small_talk: 0" in config
+
+
+def test_key_value_options_read_numbers_yaml_leaves_as_text():
+    from benchmarks.cli import _parse_options
+
+    options = _parse_options(["learning_rate=2e-5", "steps=1E3", "name=x", "n=3", "flag=true", "xs=[1, 2]"], "--x")
+    assert options == {"learning_rate": 2e-5, "steps": 1000.0, "name": "x", "n": 3, "flag": True, "xs": [1, 2]}
+    with pytest.raises(typer.BadParameter, match="KEY=VALUE"):
+        _parse_options(["no-equals-sign"], "--x")
