@@ -344,8 +344,8 @@ def test_training_refuses_without_train_data(tmp_path: Path, monkeypatch: pytest
         HotpotQATasks(data=tmp_path).sample(np.random.default_rng(0))
     assert str(err.value) == (
         f"HotpotQA training data: the directory data={str(tmp_path)!r} should hold one HotpotQA "
-        "train file (hotpot_train_v1.1.json or hotpot_train*.json*), found no file; pass the "
-        f"file itself. {TRAIN_HOW_TO}"
+        "train file (hotpot_train_v1.1.json or hotpot_train*.json*) or the hub's parquet shards "
+        f"(distractor/train-*.parquet), found no file; pass the file itself. {TRAIN_HOW_TO}"
     )
     datasets = pytest.importorskip("datasets")  # a file named directly: the hub's train split
 

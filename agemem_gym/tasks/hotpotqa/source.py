@@ -1,4 +1,4 @@
-"""HotpotQA (distractor setting) as a three-stage memory benchmark: ``AgeMem/HotpotQA-v0``.
+"""HotpotQA as a three-stage memory benchmark: ``AgeMem/HotpotQA-v0``.
 
 Description:
     Multi-hop question answering where the evidence is not in the prompt: it is told to the
@@ -53,18 +53,35 @@ Termination:
     At the stage-3 answer, or at the env's round limit (``max_rounds`` = 60 by default).
 
 Data:
-    ``data=PATH`` (a file in the original HotpotQA JSON format, a JSON Lines file of records,
-    or a directory holding ``hotpot_dev_distractor_v1.json`` / ``hotpot_train_v1.1.json``),
-    else the environment variable ``AGEMEM_HOTPOTQA_DATA``, else the hub dataset
-    ``hotpotqa/hotpot_qa`` (config ``distractor``) through ``datasets`` (extra
-    ``[hotpotqa]``; this may download). ``split`` is ``validation`` (default) or ``train``;
-    it chooses the file inside a directory and the hub split (a file named directly is used
-    as it is). Data are read on first use; nothing downloads when a path is given.
+    ``setting`` is ``distractor`` (default: each question with its 2 gold and 8 distractor
+    paragraphs) or ``fullwiki`` (the paragraphs a retriever found in all of Wikipedia, gold
+    ones possibly missing). ``data=PATH`` is a file (the original HotpotQA JSON, JSON Lines
+    of records, or a hub parquet shard) or a directory holding the split's original file
+    (``hotpot_dev_distractor_v1.json``, ``hotpot_dev_fullwiki_v1.json``,
+    ``hotpot_test_fullwiki_v1.json``; ``hotpot_train_v1.1.json`` serves both settings) or a
+    downloaded copy of the hub dataset (``<setting>/<split>-*.parquet``); else the environment
+    variable ``AGEMEM_HOTPOTQA_DATA``; else the hub dataset ``hotpotqa/hotpot_qa``, config
+    ``setting``, through ``datasets`` (extra ``[hotpotqa]``; this may download). ``split`` is
+    ``validation`` (default), ``train``, or (fullwiki only) ``test``; it chooses the file
+    inside a directory and the hub split (a file named directly is used as it is). Data are
+    read on first use; nothing downloads when a path is given.
 
-    Training tasks (:meth:`HotpotQATasks.sample`) come from the train split: ``train_data=PATH``
-    (``hotpot_train_v1.1.json`` or a directory holding it), else the train file beside the
-    evaluation file when ``data`` is a directory, else the hub's train split. Any example whose
-    id or question is in the evaluation set is left out of the training pool.
+    ``limit`` keeps the first ``limit`` examples, or with ``sample_seed`` a sample of that
+    size drawn with ``numpy.random.default_rng(sample_seed)`` (kept in the data's order).
+
+    The test split has no answers or supporting facts. With ``gold_model`` (an LLM, as
+    ``{"model": ..., "backend": ...}`` like ``judge``), :mod:`~agemem_gym.tasks.hotpotqa.fullwiki`
+    makes them once and caches them; an example whose reply is unusable is left out and
+    counted in :attr:`HotpotQATasks.gold_report`. The authors' released evaluation is the first
+    800 questions of fullwiki test with golds by qwen-max: ``setting="fullwiki", split="test",
+    limit=800, gold_model=...`` (:data:`~agemem_gym.tasks.hotpotqa.fullwiki.RELEASED_EVALUATION`).
+    Its numbers are not comparable with those on the distractor dev set.
+
+    Training tasks (:meth:`HotpotQATasks.sample`) come from the train split of the same
+    setting: ``train_data=PATH`` (``hotpot_train_v1.1.json`` or a directory holding it), else
+    the train file beside the evaluation file when ``data`` is a directory, else the hub's
+    train split. Any example whose id or question is in the evaluation set is left out of the
+    training pool.
 
 >>> from agemem_gym.tasks.hotpotqa import HotpotQATasks
 >>> HotpotQATasks(data="missing.json").task_metric
@@ -75,45 +92,49 @@ from __future__ import annotations
 
 import os
 import zlib
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from agemem_gym.config import check_choice
+from agemem_gym.config import check_choice, check_llm_spec
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.metrics import best_answer_metrics
 from agemem_gym.tasks._common import given_path
 from agemem_gym.tasks.base import Fact, NoTrainingDataError, TaskInstance, TaskSource
-from agemem_gym.tasks.hotpotqa import official, stages, text
+from agemem_gym.tasks.hotpotqa import fullwiki, official, stages, text
 from agemem_gym.tasks.hotpotqa.data import (
     ENV_VAR,
-    HUB_CONFIG,
     HUB_DATASET,
     HotpotExample,
-    load_examples,
-    load_hub,
-    read_file,
-    resolve_path,
+    Location,
+    check_split,
+    locate,
+    select,
 )
 
 __all__ = ["HotpotQATasks"]
 
 _TRAIN_HOW_TO = (
     "Pass train_data=PATH (hotpot_train_v1.1.json or a directory holding it), or let datasets "
-    f"fetch the train split of {HUB_DATASET} ({HUB_CONFIG})."
+    f"fetch the train split of {HUB_DATASET} ({{setting}})."
 )
 
 
 class HotpotQATasks(TaskSource):
-    """HotpotQA distractor-setting questions with their evidence told in stage 1.
+    """HotpotQA questions with their evidence told in stage 1.
 
     Args:
         data: a local HotpotQA file or directory; None reads ``$AGEMEM_HOTPOTQA_DATA``, then
             the hub.
-        split: ``validation`` or ``train``: the evaluation set.
+        split: ``validation``, ``train`` or (fullwiki only) ``test``: the evaluation set.
         train_data: the training examples (a train file or a directory holding one); None:
             the train file in ``data``'s directory, else the hub's train split.
-        limit: use only the first ``limit`` examples.
+        limit: use only the first ``limit`` examples (with ``sample_seed``: a seeded sample).
+        setting: ``distractor`` or ``fullwiki``: the hub config and the files looked for.
+        sample_seed: draw the ``limit`` examples at random with this seed instead.
+        gold_model: the LLM that makes gold answers and supporting facts for examples without
+            them (the test split), as ``{"model": ..., "backend": ..., **options}`` or an LLM
+            backend; None: such examples are an error.
         num_distractors: stage-2 turns per task.
         asides: op-``none`` gold sentences per task in stage 1.
         corrections: tell one supporting fact wrong first and correct it (op ``update``).
@@ -156,9 +177,12 @@ class HotpotQATasks(TaskSource):
         retractions: int = 0,
         stage1: str = "sentences",
         distractors: str = "related",
+        setting: str = "distractor",
+        sample_seed: int | None = None,
+        gold_model: Any = None,
     ) -> None:
-        if split not in ("validation", "train"):
-            raise ConfigError(f"split must be 'validation' or 'train', got {split!r}.")
+        self.setting = check_choice("setting", setting, ("distractor", "fullwiki"))
+        check_split(split, setting)
         for option, value in (
             ("num_distractors", num_distractors),
             ("asides", asides),
@@ -170,6 +194,14 @@ class HotpotQATasks(TaskSource):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise ConfigError(f"limit must be None or an integer >= 1, got {limit!r}.")
+        if sample_seed is not None and (
+            isinstance(sample_seed, bool) or not isinstance(sample_seed, int) or limit is None
+        ):
+            raise ConfigError(f"sample_seed must be an integer and needs limit= (the sample's "
+                              f"size), got sample_seed={sample_seed!r}, limit={limit!r}.")
+        self.gold_model = check_llm_spec("gold_model", gold_model, "generate", "an LLM backend")
+        self.sample_seed = sample_seed
+        self.gold_report: fullwiki.GoldReport | None = None
         self.data = data
         self.split = split
         self.train_data = train_data
@@ -180,38 +212,56 @@ class HotpotQATasks(TaskSource):
         self.retractions = retractions
         self.stage1 = check_choice("stage1", stage1, ("sentences", "paragraphs"))
         self.distractor_style = check_choice("distractors", distractors, ("related", "unrelated"))
+        self._selected: list[HotpotExample] | None = None  # before golds are made
         self._examples: list[HotpotExample] | None = None
         self._train: list[HotpotExample] | None = None
 
     # ------------------------------------------------------------------ data
     @property
+    def selected(self) -> list[HotpotExample]:
+        """The evaluation set as selected from the data (``limit``, ``sample_seed``), golds
+        not yet made."""
+        if self._selected is None:
+            location = self._location()
+            self._selected = select(location.read(), self.limit, self.sample_seed)
+        return self._selected
+
+    @property
     def examples(self) -> list[HotpotExample]:
-        """The loaded examples (read on first access)."""
+        """The evaluation set, read on first access; examples without gold get one made by
+        ``gold_model`` (cached), and those it fails on are left out (:attr:`gold_report`)."""
         if self._examples is None:
-            examples = load_examples(self.data, self.split)
-            self._examples = examples[: self.limit] if self.limit else examples
+            location = self._location()
+            self._examples, self.gold_report = fullwiki.complete_golds(
+                self.selected, self.gold_model, where=location.where, split=self.split)
         return self._examples
+
+    def _location(self) -> Location:
+        return locate(self.data, self.split, self.setting)
 
     def __len__(self) -> int:
         """Number of questions in the evaluation set."""
         return len(self.examples)
 
-    def _train_path(self) -> Path | None:
-        """The local train data, or None for the hub's train split."""
+    def _train_location(self) -> Location:
+        """The local train data, or (no files) the hub's train split."""
         if self.train_data is not None:
-            return resolve_path(self.train_data, "train")
+            return locate(self.train_data, "train", self.setting)
         given, _ = given_path(self.data, ENV_VAR)
         if given is not None and given.is_dir():
-            return resolve_path(given, "train")
-        return None
+            return locate(given, "train", self.setting)
+        return Location((), self.setting, "train")
+
+    def _no_training(self, error: Exception) -> NoTrainingDataError:
+        how_to = _TRAIN_HOW_TO.format(setting=self.setting)
+        return NoTrainingDataError(f"HotpotQA training data: {error} {how_to}")
 
     def training_split(self) -> str:
         """The train split's file, or the hub's train split (read on first sample)."""
         try:
-            path = self._train_path()
+            where = self._train_location().where
         except DataNotFoundError as e:
-            raise NoTrainingDataError(f"HotpotQA training data: {e} {_TRAIN_HOW_TO}") from e
-        where = str(path) if path is not None else f"{HUB_DATASET} ({HUB_CONFIG}) from the hub"
+            raise self._no_training(e) from e
         return f"hotpotqa: train split, {where}, minus any evaluation id or question"
 
     @property
@@ -219,20 +269,18 @@ class HotpotQATasks(TaskSource):
         """The training pool: the train split without any example of the evaluation set."""
         if self._train is None:
             self.training_split()  # fails early with what to pass
-            path = self._train_path()
             try:
-                examples = read_file(path) if path is not None else load_hub("train")
+                examples = self._train_location().read()
             except DataNotFoundError as e:
-                raise NoTrainingDataError(f"HotpotQA training data: {e} {_TRAIN_HOW_TO}") from e
-            ids = {ex.id for ex in self.examples}
-            questions = {ex.question for ex in self.examples}
+                raise self._no_training(e) from e
+            ids = {ex.id for ex in self.selected}  # golds need not be made to train
+            questions = {ex.question for ex in self.selected}
             self._train = [
                 ex for ex in examples if ex.id not in ids and ex.question not in questions
             ]
             if not self._train:
-                raise NoTrainingDataError(
-                    f"every HotpotQA training example is in the evaluation set. {_TRAIN_HOW_TO}"
-                )
+                raise self._no_training(ValueError(
+                    "every HotpotQA training example is in the evaluation set."))
         return self._train
 
     def sample(self, rng: np.random.Generator) -> TaskInstance:
@@ -293,6 +341,8 @@ class HotpotQATasks(TaskSource):
                 "type": example.type,
                 "level": example.level,
                 "split": split,
+                "setting": self.setting,
+                "gold_by": example.gold_by or "dataset",
                 "supporting_sp": [list(pair) for pair in example.supporting_facts],
                 "corrected_key": plan.corrected,
                 "wrong_value": plan.stale[0] if plan.stale else None,
