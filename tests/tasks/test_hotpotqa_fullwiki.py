@@ -245,6 +245,9 @@ def test_unusable_replies_are_counted_and_left_out(
     cached = HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=again)
     assert [ex.id for ex in cached.examples] == ["t3"] and again.calls == 0
     assert cached.gold_report.failed == 4
+    write_json(path, [record(i, gold=False) for i in (0, 1)])  # nothing usable is left
+    with pytest.raises(DataNotFoundError, match=r"no HotpotQA test example .* is left.*delete"):
+        len(HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=again))
 
 
 def test_without_a_gold_model_the_error_says_what_to_pass(tmp_path: Path) -> None:
@@ -336,10 +339,10 @@ def test_a_real_model_named_by_a_spec(tmp_path: Path, tmp_path_factory: Any) -> 
     pytest.importorskip("transformers")
     from _llm_fixtures import tiny_model
 
-    path = write_json(tmp_path / "test.json", [record(i, gold=False) for i in range(2)])
+    path = write_json(tmp_path / "test.json", [record(0), *(record(i, gold=False) for i in (1, 2))])
     spec = {"model": str(tiny_model(tmp_path_factory)), "backend": "transformers"}
     source = HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=spec)
-    assert len(source) + source.gold_report.failed == 2
+    assert len(source) + source.gold_report.failed == 3 and source.examples[0].id == "t0"
     report = source.gold_report
     assert report.usage.llm_calls == 2 and report.made + report.failed == 2
     assert report.model == spec["model"] and report.cache_file.is_file()

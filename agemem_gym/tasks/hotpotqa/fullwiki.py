@@ -243,7 +243,8 @@ def complete_golds(
         max_new_tokens: the reply limit.
 
     Raises:
-        DataNotFoundError: some example has no gold and no model is given (says what to pass).
+        DataNotFoundError: some example has no gold and no model is given (says what to pass),
+            or no example is left.
         BackendError: the model cannot be reached (golds made so far are cached).
     """
     missing = [ex for ex in examples if not ex.has_gold]
@@ -274,7 +275,14 @@ def complete_golds(
             "HotpotQA golds by %s: %d of %d replies unusable (%s); those examples are left out "
             "(cache: %s)", report.model, report.failed, report.needed,
             ", ".join(f"{r}: {n}" for r, n in reasons.most_common()), path)
-    return [ex for ex in kept if ex is not None], report
+    usable = [ex for ex in kept if ex is not None]
+    if not usable:
+        raise DataNotFoundError(
+            f"no HotpotQA {split} example at {where} is left: {report.model} gave no usable gold "
+            f"for any of the {report.needed} without one ({dict(reasons)}). Try a stronger "
+            f"gold_model, or delete {path} to ask again."
+        )
+    return usable, report
 
 
 def _with_gold(example: HotpotExample, entry: dict[str, Any] | None,
