@@ -191,6 +191,11 @@ def train(
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (peft).")] = False,
     rollout_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for rollouts "
                                                               "(address or API root).")] = None,
+    workers: Annotated[str, typer.Option(help="Where the rollout envs step: local (in turn), processes (in "
+                                              "parallel) or ray (one actor each); generation stays "
+                                              "batched in this process.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --workers ray (auto, "
+                                                         "ray://host:10001; default: a local one).")] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     max_new_tokens: Annotated[int | None, typer.Option(help="Response limit (default 256; 64 with --model tiny).")] = None,
     sft: Annotated[bool, typer.Option(help="Warm-start on a scripted policy's turns first.")] = False,
@@ -240,7 +245,8 @@ def train(
             group_size=group_size, tasks_per_step=tasks_per_step, learning_rate=learning_rate, beta=beta,
             loss_type=loss_type, clip_eps=clip_eps, reward_mode=reward_mode,
             curriculum=tuple(_parse_stages(part) for part in curriculum.split(";")), lora=lora,
-            rollout_base_url=rollout_base_url, seed=seed, progress=progress,
+            rollout_base_url=rollout_base_url, workers=workers, ray_address=ray_address, seed=seed,
+            progress=progress,
             max_new_tokens=max_new_tokens or 256,
         )
         if model == "smollm2-135m":  # its 49k-token vocabulary: 8,192-token micro-batches passed 19 GB

@@ -16,7 +16,9 @@ normalisation, so both are off by default: ``clip_eps`` turns on PPO clipping, `
 
 Past one machine: run the same entry point under ``accelerate launch`` (each process plays its
 own tasks; gradients are averaged across processes); ``lora=True`` trains LoRA adapters with
-peft (the reference is then the base model, adapters disabled). Rollouts normally come from the
+peft (the reference is then the base model, adapters disabled); ``workers="processes"`` or
+``"ray"`` steps the rollout envs in worker processes or Ray actors while generation stays
+batched here (:mod:`agemem_gym.training.rollout_envs`). Rollouts normally come from the
 trained weights in this process. ``rollout_base_url`` sends them to an OpenAI-compatible server
 (vLLM, SGLang) instead: this trainer does not push new weights to that server, so its samples
 come from whatever the server loaded; the ratio then corrects with the server's log-probs when
@@ -55,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from agemem_gym.config import check_choice
 from agemem_gym.env import AgeMemEnv
 from agemem_gym.errors import ConfigError
 from agemem_gym.llm._threads import set_torch_threads
@@ -62,6 +65,7 @@ from agemem_gym.llm.models import resolve_model
 from agemem_gym.policies.llm_agent import AgeMemAgent
 from agemem_gym.rollout import play_episodes
 from agemem_gym.tasks import training_split
+from agemem_gym.training.rollout_envs import WORKERS, RolloutEnvs, make_rollout_envs
 from agemem_gym.training.rows import (
     TurnRow,
     collate,
@@ -146,6 +150,13 @@ class GRPOConfig:
     """LoRA alpha."""
     rollout_base_url: str | None = None
     """OpenAI-compatible server for rollouts (see the module docstring on weight sync)."""
+    workers: str = "local"
+    """Where the rollout envs step (one per episode of a step): ``local`` (this process, in
+    turn), ``processes`` (one worker process each, in parallel) or ``ray`` (one Ray actor each);
+    generation stays batched here either way."""
+    ray_address: str | None = None
+    """The Ray cluster to join with ``workers="ray"`` (``auto``, ``ray://host:10001``; None
+    starts a local one)."""
     save_every: int = 10
     """Steps between checkpoints (the last step is always saved)."""
     seed: int = 0
@@ -176,6 +187,10 @@ class GRPOConfig:
                               ("kl_estimator", ("k3", "k2"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        self.workers = check_choice("workers", self.workers, WORKERS)
+        if self.ray_address is not None and self.workers != "ray":
+            raise ConfigError(f"ray_address is only used with workers='ray', got workers={self.workers!r}: "
+                              "pass workers='ray' too, or drop ray_address")
         if self.lora and self.rollout_base_url:
             raise ConfigError("rollout_base_url with lora: a server cannot sample from unmerged adapters")
         training_split(self.env, self.env_options)  # no training tasks: refuse, saying what to pass
@@ -315,24 +330,29 @@ def _sampler(config: GRPOConfig, model: Any, tokenizer: Any) -> AgeMemAgent:
     return AgeMemAgent(llm=llm, **options)
 
 
-def _envs(config: GRPOConfig, stages: tuple[int, ...]) -> list[AgeMemEnv]:
+def _envs(config: GRPOConfig, stages: tuple[int, ...]) -> RolloutEnvs:
+    """One slot per episode of a step, where ``config.workers`` says."""
     options = {**config.env_options, "stages": stages, "reward_mode": config.reward_mode}
     if config.reward_weights is not None:
         options["reward_weights"] = config.reward_weights
-    return [AgeMemEnv(config.env, **options) for _ in range(config.tasks_per_step * config.group_size)]
+    return make_rollout_envs(config.env, options, config.tasks_per_step * config.group_size,
+                             config.workers, config.ray_address)
 
 
 # -- rollouts --------------------------------------------------------------------------------------
 
-def collect_rollouts(envs: Sequence[AgeMemEnv], policy: AgeMemAgent, tokenizer: Any,
+def collect_rollouts(envs: RolloutEnvs | Sequence[AgeMemEnv], policy: AgeMemAgent, tokenizer: Any,
                      rng: np.random.Generator, group_size: int) -> tuple[list[TurnRow], np.ndarray, list[dict[str, Any]]]:
-    """Play ``group_size`` episodes of each of ``len(envs) // group_size`` fresh training tasks.
+    """Play ``group_size`` episodes of each of ``len(envs) // group_size`` fresh training tasks
+    (drawn here, whichever process the envs step in).
 
     Returns the turns (one row each, ``episode`` set, advantage still 0), the rewards as
-    ``[tasks, group_size]`` and each episode's final ``info``.
+    ``[tasks, group_size]`` and each episode's final ``info``. An episode played again because
+    its worker was lost keeps only the turns of its replay.
     """
-    source = envs[0].source
-    tasks = [source.sample(rng) for _ in range(len(envs) // group_size)]
+    if not isinstance(envs, RolloutEnvs):
+        envs = RolloutEnvs.of(envs)
+    tasks = [envs.source.sample(rng) for _ in range(len(envs) // group_size)]
     starts = [{"seed": int(rng.integers(2**31)), "options": {"task": task}}
               for task in tasks for _ in range(group_size)]
     rows: list[TurnRow] = []
@@ -344,9 +364,13 @@ def collect_rollouts(envs: Sequence[AgeMemEnv], policy: AgeMemAgent, tokenizer: 
         rows.append(TurnRow(g.prompt_ids or prompt_ids(tokenizer, observation), list(ids), 0.0, old, episode,
                             "<tool_call>" in action))
 
+    def replay(episode: int) -> None:  # its worker was lost: the episode, and its turns, start over
+        logger.warning("a rollout worker was lost; episode %d of the step is played again", episode)
+        rows[:] = [row for row in rows if row.episode != episode]
+
     rewards = np.zeros(len(starts))
     infos: list[dict[str, Any]] = [{}] * len(starts)
-    for done in play_episodes(envs, policy, starts, on_step=keep):
+    for done in play_episodes(envs.group, policy, starts, on_step=keep, on_restart=replay):
         rewards[done.index], infos[done.index] = done.reward, done.info
     return rows, rewards.reshape(len(tasks), group_size), infos
 
@@ -514,15 +538,16 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
     writer = _tensorboard(config, out, start) if accelerator.is_main_process else None
     phase_length = -(-config.max_steps // len(config.curriculum))
     policy = _sampler(config, accelerator.unwrap_model(model), tokenizer)
-    envs: list[AgeMemEnv] = []
+    envs: RolloutEnvs | None = None
     phase = -1
     bar = tqdm(total=config.max_steps, initial=start, disable=not (config.progress and accelerator.is_main_process),
                desc="grpo", unit="step")
     try:
         for step in range(start + 1, config.max_steps + 1):
             if (step - 1) // phase_length != phase:  # curriculum: new stage subset, new envs
-                for env in envs:
-                    env.close()
+                if envs is not None:
+                    envs.close()
+                    envs = None
                 phase = (step - 1) // phase_length
                 envs = _envs(config, config.curriculum[phase])
             for group in optimizer.param_groups:
@@ -530,6 +555,7 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
             began = time.perf_counter()
             model.eval()
             policy.seed = int(rng.integers(2**31))
+            assert envs is not None
             rows, rewards, infos = collect_rollouts(envs, policy, tokenizer, rng, config.group_size)
             rows = assign_advantages(config, rows, rewards)
             rollout_seconds = time.perf_counter() - began
@@ -555,8 +581,8 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
             bar.set_postfix(reward=f"{entry['reward/total']:.3f}", score=f"{entry['task/score']:.2f}")
     finally:
         bar.close()
-        for env in envs:
-            env.close()
+        if envs is not None:
+            envs.close()
         if writer is not None:
             writer.close()
     if accelerator.is_main_process:
