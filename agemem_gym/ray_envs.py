@@ -19,12 +19,15 @@ Needs the ``[ray]`` extra. Example (a local cluster of two CPUs)::
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from agemem_gym.env_groups import EnvFactory, WorkerEnvs, WorkerError, WorkerLost, serve
 from agemem_gym.errors import MissingExtraError
+
+logger = logging.getLogger(__name__)
 
 
 def _ray() -> Any:
@@ -73,6 +76,11 @@ class RayEnvs(WorkerEnvs):
                      include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         self._ray = ray
         self.factory = factory
+        cpus = ray.cluster_resources().get("CPU", 0.0)
+        if cpus < workers * cpus_per_worker:  # every slot steps at once: the unplaced ones would block
+            logger.warning("%d Ray actors of %g CPU each need %g CPUs, the cluster has %g: the run "
+                           "waits until the cluster grows (add nodes, or use fewer slots)",
+                           workers, cpus_per_worker, workers * cpus_per_worker, cpus)
         self._actor = ray.remote(num_cpus=cpus_per_worker)(_EnvActor)
         self._actors = [self._actor.remote(factory) for _ in range(workers)]
 
