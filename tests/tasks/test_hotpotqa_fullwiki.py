@@ -348,3 +348,26 @@ def test_a_real_model_named_by_a_spec(tmp_path: Path, tmp_path_factory: Any) -> 
     assert report.model == spec["model"] and report.cache_file.is_file()
     cached = HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=spec)
     assert len(cached) == len(source) and cached.gold_report.usage.llm_calls == 0
+
+
+def test_a_broken_cache_is_made_again(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "test.json", [record(i, gold=False) for i in range(3)])
+    first = HotpotQATasks(
+        data=path, setting="fullwiki", split="test", gold_model=ScriptedGold(good_reply)
+    )
+    assert len(first) == 3
+    cache = first.gold_report.cache_file
+    payload = json.loads(cache.read_text(encoding="utf-8"))
+    payload["golds"]["t0"]["supporting_facts"] = [["No such title", 0]]  # edited by hand
+    payload["golds"]["t1"] = "not an entry"
+    cache.write_text(json.dumps(payload), encoding="utf-8")
+    llm = ScriptedGold(good_reply)
+    again = HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=llm)
+    assert again.examples == first.examples and llm.calls == 2  # t0, t1 asked again
+    cache.write_text("{not json", encoding="utf-8")
+    llm = ScriptedGold(good_reply)
+    assert (
+        HotpotQATasks(data=path, setting="fullwiki", split="test", gold_model=llm).examples
+        == first.examples
+    )
+    assert llm.calls == 3

@@ -218,6 +218,10 @@ class Location:
             return str(self.files[0])
         return str(self.files[0].parent / f"{self.split}-*.parquet")
 
+    def resolved(self) -> Location:
+        """The same location with absolute file paths (a stable key for caches)."""
+        return Location(tuple(f.resolve() for f in self.files), self.setting, self.split)
+
     def read(self) -> list[HotpotExample]:
         """The examples at this location (the hub may download)."""
         if not self.files:

@@ -203,7 +203,21 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
         logger.warning("ignoring the unreadable HotpotQA gold cache %s: %s", path, e)
         return {}
     golds = payload.get("golds") if isinstance(payload, dict) else None
-    return golds if isinstance(golds, dict) else {}
+    return {k: v for k, v in golds.items() if isinstance(v, dict)} if isinstance(golds, dict) else {}
+
+
+def _cached(entry: dict[str, Any] | None, example: HotpotExample) -> bool:
+    """Whether ``entry`` answers for ``example``: its question, and a reason or a gold whose
+    supporting facts name sentences of the example (else it is asked again)."""
+    if entry is None or entry.get("question") != example.question:
+        return False
+    if isinstance(entry.get("failed"), str):
+        return True
+    try:
+        pairs = [(str(t), int(i)) for t, i in entry["supporting_facts"]]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return isinstance(entry.get("answer"), str) and bool(valid_pairs(pairs, example.context))
 
 
 def _write_cache(path: Path, meta: dict[str, str], golds: dict[str, dict[str, Any]]) -> None:
@@ -262,34 +276,39 @@ def complete_golds(
     report.cache_file = path = cache_file(where, split, report.model)
     meta = {"source": where, "split": split, "model": report.model, "version": GOLD_VERSION}
     golds = _read_cache(path)
-    todo = [ex for ex in missing if golds.get(ex.id, {}).get("question") != ex.question]
+    todo = [ex for ex in missing if not _cached(golds.get(ex.id), ex)]
     report.cached = len(missing) - len(todo)
     if todo:
         _make(todo, gold_model, golds, report, path, meta, max_new_tokens)
     kept = [_with_gold(ex, golds.get(ex.id), report) if not ex.has_gold else ex for ex in examples]
-    reasons = Counter(golds[ex.id]["failed"] for ex in missing if "failed" in golds[ex.id])
+    _count_failures([golds[ex.id] for ex in missing], report)
+    usable = [ex for ex in kept if ex is not None]
+    if not usable:
+        raise DataNotFoundError(
+            f"no HotpotQA {split} example at {where} is left: {report.model} gave no usable gold "
+            f"for any of the {report.needed} without one ({report.reasons}). Try a stronger "
+            f"gold_model, or delete {path} to ask again."
+        )
+    return usable, report
+
+
+def _count_failures(entries: Sequence[dict[str, Any]], report: GoldReport) -> None:
+    """Fill the report's counts from the cache entries of the examples that needed a gold."""
+    reasons = Counter(entry["failed"] for entry in entries if "failed" in entry)
     report.reasons, report.failed = dict(reasons), sum(reasons.values())
     report.made = report.needed - report.failed
     if report.failed:
         logger.warning(
             "HotpotQA golds by %s: %d of %d replies unusable (%s); those examples are left out "
             "(cache: %s)", report.model, report.failed, report.needed,
-            ", ".join(f"{r}: {n}" for r, n in reasons.most_common()), path)
-    usable = [ex for ex in kept if ex is not None]
-    if not usable:
-        raise DataNotFoundError(
-            f"no HotpotQA {split} example at {where} is left: {report.model} gave no usable gold "
-            f"for any of the {report.needed} without one ({dict(reasons)}). Try a stronger "
-            f"gold_model, or delete {path} to ask again."
-        )
-    return usable, report
+            ", ".join(f"{r}: {n}" for r, n in reasons.most_common()), report.cache_file)
 
 
 def _with_gold(example: HotpotExample, entry: dict[str, Any] | None,
                report: GoldReport) -> HotpotExample | None:
     if entry is None or "failed" in entry:
         return None
-    pairs = tuple((str(t), int(i)) for t, i in entry["supporting_facts"])
+    pairs = valid_pairs([(str(t), int(i)) for t, i in entry["supporting_facts"]], example.context)
     return dataclasses.replace(
         example, answer=example.answer or entry["answer"],
         supporting_facts=example.supporting_facts or pairs, gold_by=f"llm:{report.model}")

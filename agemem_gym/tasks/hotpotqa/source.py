@@ -135,6 +135,11 @@ class HotpotQATasks(TaskSource):
         gold_model: the LLM that makes gold answers and supporting facts for examples without
             them (the test split), as ``{"model": ..., "backend": ..., **options}`` or an LLM
             backend; None: such examples are an error.
+
+    Attributes:
+        gold_report: what making golds cost and left out
+            (:class:`~agemem_gym.tasks.hotpotqa.fullwiki.GoldReport`); None until the
+            evaluation set is loaded.
         num_distractors: stage-2 turns per task.
         asides: op-``none`` gold sentences per task in stage 1.
         corrections: tell one supporting fact wrong first and correct it (op ``update``).
@@ -233,7 +238,7 @@ class HotpotQATasks(TaskSource):
         if self._examples is None:
             location = self._location()
             self._examples, self.gold_report = fullwiki.complete_golds(
-                self.selected, self.gold_model, where=location.where, split=self.split)
+                self.selected, self.gold_model, where=location.resolved().where, split=self.split)
         return self._examples
 
     def _location(self) -> Location:
