@@ -264,8 +264,12 @@ def test_without_a_gold_model_the_error_says_what_to_pass(tmp_path: Path) -> Non
         len(source)
     task = source.sample(np.random.default_rng(0))  # training needs no golds of the test set
     assert task.metadata["split"] == "train" and task.answers[0].startswith("City")
-    with pytest.raises(ConfigError, match="gold_model must be None"):
+    with pytest.raises(
+        ConfigError, match=r"got the string 'qwen-max'; e\.g\. gold_model=\{'model': 'qwen-max'"
+    ):
         HotpotQATasks(setting="fullwiki", split="test", gold_model="qwen-max")
+    with pytest.raises(ConfigError, match='the "model" entry is missing'):
+        HotpotQATasks(setting="fullwiki", split="test", gold_model={"backend": "openai"})
     with pytest.raises(
         DataNotFoundError, match=r"'hotpotqa/hotpot_qa' \(fullwiki, test\).*no network"
     ):

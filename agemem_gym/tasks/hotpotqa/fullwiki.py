@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agemem_gym.errors import DataNotFoundError
+from agemem_gym.config import check_llm_spec
+from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.llm.base import Generation, LLMBackend, Usage
 from agemem_gym.tasks.hotpotqa.data import HotpotExample, valid_pairs
 
@@ -120,6 +121,20 @@ class GoldReport:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     cache_file: Path | None = None
+
+
+def check_gold_model(value: Any) -> Any:
+    """``value`` when it is None, an LLM backend or ``{"model": ..., "backend": ...}``.
+
+    Raises:
+        ConfigError: anything else; a bare model name gets the spec to write instead.
+    """
+    if isinstance(value, str):
+        raise ConfigError(
+            f"gold_model must name an LLM as {{'model': ..., 'backend': ...}} (or be an LLM "
+            f"backend), got the string {value!r}; e.g. gold_model={{'model': {value!r}, "
+            "'backend': 'openai', 'base_url': URL}.")
+    return check_llm_spec("gold_model", value, "generate", "an LLM backend")
 
 
 def gold_cache_dir() -> Path:

@@ -96,7 +96,7 @@ from typing import Any
 
 import numpy as np
 
-from agemem_gym.config import check_choice, check_llm_spec
+from agemem_gym.config import check_choice
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.metrics import best_answer_metrics
 from agemem_gym.tasks._common import given_path
@@ -204,7 +204,7 @@ class HotpotQATasks(TaskSource):
         ):
             raise ConfigError(f"sample_seed must be an integer and needs limit= (the sample's "
                               f"size), got sample_seed={sample_seed!r}, limit={limit!r}.")
-        self.gold_model = check_llm_spec("gold_model", gold_model, "generate", "an LLM backend")
+        self.gold_model = fullwiki.check_gold_model(gold_model)
         self.sample_seed = sample_seed
         self.gold_report: fullwiki.GoldReport | None = None
         self.data = data
