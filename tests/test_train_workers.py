@@ -62,11 +62,11 @@ def _same_run(log, out, local_run):
     assert all(torch.equal(weights[name], expected_weights[name]) for name in expected_weights)
 
 
-def _rollouts(model_path, workers, *, temperature=1.0, kill=None):
+def _rollouts(model_path, workers, *, temperature=1.0, kill=None, slots=None):
     """One step's rollouts (rows, rewards) of 2 episodes of one task, the envs where ``workers``
     says; ``kill`` = n: SIGKILL slot 0's worker after the policy's n-th batch."""
     config = GRPOConfig(model=str(model_path), out="", workers=workers, temperature=temperature,
-                        **SETTINGS)
+                        rollout_slots=slots, **SETTINGS)
     model, tokenizer = (AutoModelForCausalLM.from_pretrained(model_path),
                         AutoTokenizer.from_pretrained(model_path))
     policy = grpo._sampler(config, model.eval(), tokenizer)
@@ -74,7 +74,7 @@ def _rollouts(model_path, workers, *, temperature=1.0, kill=None):
     envs = grpo._envs(config, (1, 2, 3))
     try:
         sampler = policy if kill is None else _KillsAWorker(policy, envs.group, kill)
-        rows, rewards, _ = collect_rollouts(envs, sampler, tokenizer, np.random.default_rng(3), 2)
+        rows, rewards, _ = collect_rollouts(envs, sampler, tokenizer, np.random.default_rng(3), 2, tasks=1)
     finally:
         envs.close()
     return [(r.episode, r.prompt_ids, r.completion_ids, r.old_logprobs) for r in rows], rewards.tolist()
@@ -112,6 +112,19 @@ def test_worker_processes_give_the_same_rollouts_as_local_envs(model_path):
     assert rewards == local_rewards
     assert rows == local_rows  # the same turns: prompts, sampled tokens and their log-probs
     assert mp.active_children() == []  # the workers were stopped
+
+
+def test_fewer_rollout_slots_queue_the_episodes_with_the_same_rows(model_path):
+    # greedy: one slot plays the two episodes one after the other, in batches of one
+    rows, rewards = _rollouts(model_path, "local", temperature=0.0)
+    queued_rows, queued_rewards = _rollouts(model_path, "processes", temperature=0.0, slots=1)
+    assert queued_rewards == rewards
+    queued_rows, rows = (sorted(r, key=lambda row: row[0]) for r in (queued_rows, rows))
+    assert [row[:3] for row in queued_rows] == [row[:3] for row in rows]  # episode, prompt, sampled ids
+    for queued, row in zip(queued_rows, rows, strict=True):  # log-probs: a batch of one pads nothing
+        np.testing.assert_allclose(queued[3], row[3], atol=1e-4)
+    with pytest.raises(ConfigError, match="rollout_slots must be >= 1"):
+        GRPOConfig(model="m", out="o", rollout_slots=0)
 
 
 def test_a_worker_lost_mid_rollout_trains_no_turn_twice(model_path, caplog):

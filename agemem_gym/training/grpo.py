@@ -157,6 +157,9 @@ class GRPOConfig:
     ray_address: str | None = None
     """The Ray cluster to join with ``workers="ray"`` (``auto``, ``ray://host:10001``; None
     starts a local one)."""
+    rollout_slots: int | None = None
+    """Envs stepping at once (worker processes or Ray actors); default one per episode of a
+    step (``tasks_per_step * group_size``). Fewer slots queue the episodes, with the same rows."""
     save_every: int = 10
     """Steps between checkpoints (the last step is always saved)."""
     seed: int = 0
@@ -188,6 +191,8 @@ class GRPOConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         self.workers = check_choice("workers", self.workers, WORKERS)
+        if self.rollout_slots is not None and self.rollout_slots < 1:
+            raise ConfigError(f"rollout_slots must be >= 1 or None, got {self.rollout_slots}")
         if self.ray_address is not None and self.workers != "ray":
             raise ConfigError(f"ray_address is only used with workers='ray', got workers={self.workers!r}: "
                               "pass workers='ray' too, or drop ray_address")
@@ -331,20 +336,21 @@ def _sampler(config: GRPOConfig, model: Any, tokenizer: Any) -> AgeMemAgent:
 
 
 def _envs(config: GRPOConfig, stages: tuple[int, ...]) -> RolloutEnvs:
-    """One slot per episode of a step, where ``config.workers`` says."""
+    """``rollout_slots`` slots (default one per episode of a step), where ``config.workers`` says."""
     options = {**config.env_options, "stages": stages, "reward_mode": config.reward_mode}
     if config.reward_weights is not None:
         options["reward_weights"] = config.reward_weights
-    return make_rollout_envs(config.env, options, config.tasks_per_step * config.group_size,
-                             config.workers, config.ray_address)
+    slots = config.rollout_slots or config.tasks_per_step * config.group_size
+    return make_rollout_envs(config.env, options, slots, config.workers, config.ray_address)
 
 
 # -- rollouts --------------------------------------------------------------------------------------
 
 def collect_rollouts(envs: RolloutEnvs | Sequence[AgeMemEnv], policy: AgeMemAgent, tokenizer: Any,
-                     rng: np.random.Generator, group_size: int) -> tuple[list[TurnRow], np.ndarray, list[dict[str, Any]]]:
-    """Play ``group_size`` episodes of each of ``len(envs) // group_size`` fresh training tasks
-    (drawn here, whichever process the envs step in).
+                     rng: np.random.Generator, group_size: int,
+                     tasks: int | None = None) -> tuple[list[TurnRow], np.ndarray, list[dict[str, Any]]]:
+    """Play ``group_size`` episodes of each of ``tasks`` fresh training tasks (default
+    ``len(envs) // group_size``), drawn here, whichever process the envs step in.
 
     Returns the turns (one row each, ``episode`` set, advantage still 0), the rewards as
     ``[tasks, group_size]`` and each episode's final ``info``. An episode played again because
@@ -352,9 +358,9 @@ def collect_rollouts(envs: RolloutEnvs | Sequence[AgeMemEnv], policy: AgeMemAgen
     """
     if not isinstance(envs, RolloutEnvs):
         envs = RolloutEnvs.of(envs)
-    tasks = [envs.source.sample(rng) for _ in range(len(envs) // group_size)]
+    drawn = [envs.source.sample(rng) for _ in range(tasks or len(envs) // group_size)]
     starts = [{"seed": int(rng.integers(2**31)), "options": {"task": task}}
-              for task in tasks for _ in range(group_size)]
+              for task in drawn for _ in range(group_size)]
     rows: list[TurnRow] = []
 
     def keep(episode: int, observation: Any, info: dict[str, Any], action: str, usage: Any) -> None:
@@ -372,7 +378,7 @@ def collect_rollouts(envs: RolloutEnvs | Sequence[AgeMemEnv], policy: AgeMemAgen
     infos: list[dict[str, Any]] = [{}] * len(starts)
     for done in play_episodes(envs.group, policy, starts, on_step=keep, on_restart=replay):
         rewards[done.index], infos[done.index] = done.reward, done.info
-    return rows, rewards.reshape(len(tasks), group_size), infos
+    return rows, rewards.reshape(len(drawn), group_size), infos
 
 
 def assign_advantages(config: GRPOConfig, rows: list[TurnRow], rewards: np.ndarray) -> list[TurnRow]:
@@ -556,7 +562,8 @@ def train(config: GRPOConfig) -> list[dict[str, Any]]:
             model.eval()
             policy.seed = int(rng.integers(2**31))
             assert envs is not None
-            rows, rewards, infos = collect_rollouts(envs, policy, tokenizer, rng, config.group_size)
+            rows, rewards, infos = collect_rollouts(envs, policy, tokenizer, rng, config.group_size,
+                                                    config.tasks_per_step)
             rows = assign_advantages(config, rows, rewards)
             rollout_seconds = time.perf_counter() - began
             model.train()
