@@ -136,14 +136,15 @@ class HotpotQATasks(TaskSource):
             them (the test split), as ``{"model": ..., "backend": ..., **options}`` or an LLM
             backend; None: such examples are an error.
 
-    Attributes:
-        gold_report: what making golds cost and left out
-            (:class:`~agemem_gym.tasks.hotpotqa.fullwiki.GoldReport`); None until the
-            evaluation set is loaded.
         num_distractors: stage-2 turns per task.
         asides: op-``none`` gold sentences per task in stage 1.
         corrections: tell one supporting fact wrong first and correct it (op ``update``).
         retractions: distractor sentences told and then retracted (op ``delete``) per task.
+
+    Attributes:
+        gold_report: what making golds cost and left out
+            (:class:`~agemem_gym.tasks.hotpotqa.fullwiki.GoldReport`); None until the
+            evaluation set is loaded.
 
     >>> import json, tempfile
     >>> import numpy as np
