@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agemem_gym.cache import cache_dir
 from agemem_gym.errors import AgeMemError, MissingExtraError
 
 logger = logging.getLogger(__name__)
@@ -94,11 +95,7 @@ MARKER = "agemem_named_model.json"
 
 def models_cache_dir() -> Path:
     """``$AGEMEM_CACHE_DIR/models``, else ``$XDG_CACHE_HOME``/``~/.cache`` + ``agemem_gym/models``."""
-    root = os.environ.get("AGEMEM_CACHE_DIR")
-    if root:
-        return Path(root) / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "agemem_gym" / "models"
+    return cache_dir("models")
 
 
 def resolve_model(model: str, *, progress: bool = True) -> str:

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agemem_gym.cache import cache_dir
+
 logger = logging.getLogger(__name__)
 
 #: Bump when what is cached, or how, changes: older files are then ignored and rewritten.
@@ -53,11 +55,7 @@ _LOCK = threading.RLock()
 def default_cache_dir() -> Path:
     """``$AGEMEM_CACHE_DIR/alfworld_games``, else ``agemem_gym/alfworld_games`` under
     ``$XDG_CACHE_HOME`` (default ``~/.cache``)."""
-    root = os.environ.get("AGEMEM_CACHE_DIR")
-    if root:
-        return Path(root) / "alfworld_games"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "agemem_gym" / "alfworld_games"
+    return cache_dir("alfworld_games")
 
 
 def package_versions() -> str:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agemem_gym.cache import cache_dir
 from agemem_gym.config import check_llm_spec
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.llm.base import Generation, LLMBackend, Usage
@@ -139,11 +140,7 @@ def check_gold_model(value: Any) -> Any:
 
 def gold_cache_dir() -> Path:
     """``$AGEMEM_CACHE_DIR/hotpotqa_golds``, else under ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-    root = os.environ.get("AGEMEM_CACHE_DIR")
-    if root:
-        return Path(root) / "hotpotqa_golds"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "agemem_gym" / "hotpotqa_golds"
+    return cache_dir("hotpotqa_golds")
 
 
 def gold_prompt(example: HotpotExample) -> str:

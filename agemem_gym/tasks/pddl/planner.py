@@ -30,6 +30,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agemem_gym.cache import cache_dir
+
 logger = logging.getLogger(__name__)
 
 #: The searches tried in order, with their time limits in seconds.
@@ -49,11 +51,7 @@ class PlannerError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """The plan cache: ``$AGEMEM_CACHE_DIR/pddl_plans``, else under ``$XDG_CACHE_HOME``/~/.cache."""
-    root = os.environ.get("AGEMEM_CACHE_DIR")
-    if root:
-        return Path(root) / "pddl_plans"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "agemem_gym" / "pddl_plans"
+    return cache_dir("pddl_plans")
 
 
 def _cache_key(domain_file: Path, problem_file: Path) -> str:
