@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -41,10 +42,20 @@ def git_commit(path: Path | None = None) -> str:
     return f"{commit}+dirty" if dirty else commit
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed: the program by its name, not the install path it resolved to.
+
+    >>> command_line(["/opt/env/bin/agemem-bench", "run", "--env", "assistant"])
+    'agemem-bench run --env assistant'
+    """
+    argv = sys.argv if argv is None else argv
+    return shlex.join([Path(argv[0]).name, *argv[1:]]) if argv else ""
+
+
 def provenance() -> dict[str, Any]:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
