@@ -270,7 +270,7 @@ def render(tables: dict[str, pd.DataFrame], fmt: str = "md") -> str:
     for name, table in tables.items():
         shown = table if name in ("table2_wide", "cost") else table[[c for c in _SHOWN if c in table]]
         title, note = _title(name)
-        text = _markdown(shown) if fmt == "md" else _latex(shown, title)
+        text = markdown_table(shown) if fmt == "md" else _latex(shown, title)
         parts.append(f"### {title}\n\n{note}{text}" if fmt == "md" else text)
     return "\n".join(parts)
 
@@ -305,7 +305,8 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def _markdown(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a Markdown table, its cells written by :func:`format_value` (``-`` for missing)."""
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(format_value(v).replace("|", "/") for v in row) + " |")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.tables import markdown_table
+
 HERE = Path(__file__).parent
 
 
@@ -61,11 +63,7 @@ def main() -> None:
     summary = table.drop(columns="seed").agg(["mean", "std"]).reset_index(names="seed")
     table = pd.concat([table, summary], ignore_index=True)
     table.to_csv(HERE / "table.csv", index=False)
-    shown = table.round(3)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join("-" if v != v else str(v) for v in row) + " |"
-              for row in shown.itertuples(index=False)]
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+    (HERE / "table.md").write_text(markdown_table(table))
     print(table.round(3).to_string(index=False))
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.tables import markdown_table
+
 HERE = Path(__file__).parent
 COLUMNS = ("policy", "protocol", "episodes", "score", "MQ", "reward", "prompt tokens (sum)",
            "prompt tokens / stage-3 call", "tool calls (all)", "tool calls (stages 1+3)",
@@ -48,11 +50,7 @@ def _wall_seconds(text: str) -> float:
 def main() -> None:
     table = pd.DataFrame([summarize(f) for f in sorted(HERE.iterdir()) if (f / "episodes.jsonl").exists()])
     table.to_csv(HERE / "table.csv", index=False)
-    shown = table.round(3)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join("-" if v != v else str(v) for v in row) + " |"
-              for row in shown.itertuples(index=False)]
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
+    (HERE / "table.md").write_text(markdown_table(table))
     print(table.round(3).to_string(index=False))
 
 
