@@ -7,14 +7,13 @@ A reply is usable only when it holds one JSON value that the schema accepts; any
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+from agemem_gym.llm.json_reply import first_json
+
 _VALIDATORS: dict[str, Draft202012Validator] = {}
 
 
@@ -34,8 +33,8 @@ def object_schema(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
 def parse_reply(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
     """The JSON value in ``text`` if ``schema`` accepts it, else ``(None, reason)``.
 
-    Think blocks and code fences are skipped; the first JSON object or array in what is left
-    is read.
+    The value is found by :func:`agemem_gym.llm.json_reply.first_json` (think blocks and code
+    fences skipped, the first JSON object or array read).
 
     >>> parse_reply('<think>hm</think>```json\\n{"facts": ["a"]}\\n```',
     ...             object_schema("f", {"facts": {"type": "array", "items": {"type": "string"}}}))
@@ -43,31 +42,13 @@ def parse_reply(text: str, schema: Mapping[str, Any]) -> tuple[Any, str | None]:
     >>> parse_reply("no idea", {"type": "object"})
     (None, 'no JSON object or array in the reply')
     """
-    value, reason = _first_json(text)
+    value, reason = first_json(text)
     if reason is not None:
         return None, reason
     error = next(iter(_validator(schema).iter_errors(value)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the reply"
         return None, f"schema: {where}: {_short(error.message)}"
-    return value, None
-
-
-def _first_json(text: str) -> tuple[Any, str | None]:
-    body = _THINK.sub("", text)
-    fenced = _FENCE.search(body)
-    if fenced:
-        body = fenced.group(1)
-    starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
-    if not starts:
-        return None, "no JSON object or array in the reply"
-    try:
-        # strict=False: raw control characters inside strings, which constrained decoders let
-        # through, are read rather than failed
-        value, _ = json.JSONDecoder(strict=False).raw_decode(body[min(starts):])
-    except json.JSONDecodeError as e:
-        # no position ("... starting at"), so equal failures count together
-        return None, f"invalid JSON: {re.sub(r'( starting)? at$', '', e.msg)}"
     return value, None
 
 

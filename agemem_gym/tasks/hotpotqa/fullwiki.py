@@ -39,7 +39,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from agemem_gym.cache import cache_dir
 from agemem_gym.config import check_llm_spec
 from agemem_gym.errors import ConfigError, DataNotFoundError
 from agemem_gym.llm.base import Generation, LLMBackend, Usage
+from agemem_gym.llm.json_reply import first_json
 from agemem_gym.tasks.hotpotqa.data import HotpotExample, valid_pairs
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,6 @@ GOLD_PROMPT = (
     '{{"answer": "...", "supporting_facts": [{{"title": "...", "sent_id": 0}}]}}'
 )
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -153,16 +151,12 @@ def gold_prompt(example: HotpotExample) -> str:
 
 
 def _first_object(text: str) -> tuple[Any, str | None]:
-    body = _THINK.sub("", text)
-    fenced = _FENCE.search(body)
-    body = fenced.group(1) if fenced else body
-    start = body.find("{")
-    if start < 0:
-        return None, "no JSON object in the reply"
-    try:
-        return json.JSONDecoder(strict=False).raw_decode(body[start:])[0], None
-    except json.JSONDecodeError:
+    value, reason = first_json(text)
+    if reason is not None and reason.startswith("invalid JSON"):
         return None, "invalid JSON"
+    if not isinstance(value, dict):
+        return None, "no JSON object in the reply"
+    return value, None
 
 
 def parse_gold(text: str, example: HotpotExample) -> tuple[Gold | None, str | None]:
@@ -170,8 +164,6 @@ def parse_gold(text: str, example: HotpotExample) -> tuple[Gold | None, str | No
     value, reason = _first_object(text)
     if reason is not None:
         return None, reason
-    if not isinstance(value, dict):
-        return None, "no JSON object in the reply"
     answer = value.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         return None, "no answer"
