@@ -46,7 +46,6 @@ SETTING_SPLITS = {
     "distractor": ("validation", "train"),
     "fullwiki": ("validation", "train", "test"),
 }
-SPLITS = SETTING_SPLITS["distractor"]
 #: Original file names per (setting, split), tried first when ``data`` is a directory; the
 #: train file is shared by both settings.
 _OFFICIAL_NAMES = {
@@ -291,14 +290,6 @@ def locate(
         f"({_OFFICIAL_NAMES[setting, split]} or {pattern}) or the hub's parquet shards "
         f"({setting}/{split}-*.parquet), found {found}; pass the file itself."
     )
-
-
-def resolve_path(
-    data: str | os.PathLike[str] | None, split: str, setting: str = "distractor"
-) -> Path | None:
-    """The local file to read (the first shard of a parquet copy), else None (the hub)."""
-    files = locate(data, split, setting).files
-    return files[0] if files else None
 
 
 def read_file(path: Path, *, gold_optional: bool = False) -> list[HotpotExample]:
