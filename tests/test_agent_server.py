@@ -111,12 +111,18 @@ def test_agemem_agent_runs_through_transformers_and_an_openai_server(tmp_path):
     assert "backend: openai" in config and f"base_url: {url}" in config
     # greedy decoding of the same model: the same episodes, steps and completion lengths. The
     # server strips whitespace at the ends of a completion, and that text becomes part of the
-    # next prompt, so prompt tokens may differ by a token per stripped reply
+    # next prompt, so prompt tokens may differ by a token per stripped reply; once a prompt
+    # differs, the random model's next completion may too
+    same_prompts = 0
     for (i, steps, prompt, completion), (j, steps_l, prompt_l, completion_l) in zip(
         work(served), work(local), strict=True
     ):
-        assert (i, steps, completion) == (j, steps_l, completion_l)
+        assert (i, steps) == (j, steps_l)
         assert abs(prompt - prompt_l) <= steps
+        if prompt == prompt_l:
+            same_prompts += 1
+            assert completion == completion_l
+    assert same_prompts >= 1
 
     # the run really goes through --base-url: with the server gone it fails, naming the server
     failed = typer_testing.CliRunner().invoke(
