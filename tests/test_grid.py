@@ -102,7 +102,7 @@ def test_grid_runs_each_cell_once_and_names_it(tmp_path):
 
 
 def test_killed_grid_resumes_with_each_cell_exactly_once(tmp_path):
-    n = 12
+    n = 60  # noop episodes take milliseconds: enough of them that the kill lands mid-cell
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({
         "name": "kill", "out": str(tmp_path / "out"), "episodes": n,
@@ -115,7 +115,7 @@ def test_killed_grid_resumes_with_each_cell_exactly_once(tmp_path):
     deadline = time.monotonic() + 180
     log = second / "episodes.jsonl"
     while time.monotonic() < deadline and (not log.exists() or len(log.read_bytes().splitlines()) < 2):
-        time.sleep(0.02)
+        time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     killed_at = len(log.read_bytes().splitlines())
